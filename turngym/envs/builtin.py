@@ -1,0 +1,23 @@
+"""Registration of the built-in environments (imported by ``turngym.envs``).
+
+Entry points are strings, so registering imports no environment module: each family's code (and
+its optional dependencies) loads only when its env is made.
+"""
+
+from __future__ import annotations
+
+from turngym.envs.registration import register
+
+
+def register_builtin_envs() -> None:
+    """Register every environment that ships with turngym."""
+    register(
+        "turngym/Maze-v0",
+        "turngym.envs.toy.maze:MazeEnv",
+        description="Find the treasure in a maze of named rooms (toy; many repeated states)",
+    )
+    register(
+        "turngym/Calculator-v0",
+        "turngym.envs.toy.calculator:CalculatorEnv",
+        description="Arithmetic word problems solved by calling a calculator tool (toy tool use)",
+    )

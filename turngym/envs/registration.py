@@ -1,0 +1,112 @@
+"""Environment registry on top of Gymnasium's.
+
+``register("turngym/Maze-v0", "turngym.envs.toy.maze:MazeEnv", description=..., **defaults)``
+adds a Gymnasium ``EnvSpec`` (so ``gymnasium.make("turngym/Maze-v0")`` works too) and remembers the
+id and its one-line description for ``list_envs``. ``make(id, **kwargs)`` returns the bare
+:class:`~turngym.envs.core.TextEnv` (no Gymnasium wrappers: the base class already enforces
+reset-before-step and the turn limit), with ``kwargs`` overriding the registered defaults.
+
+Third-party packages register through the entry-point group ``turngym.envs``: each entry names a
+function that calls ``register`` for the package's envs, e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."turngym.envs"]
+    mypkg = "mypkg.envs:register_envs"
+
+The entry points are loaded once, lazily, the first time an id is looked up or listed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+
+from turngym.envs.core import TextEnv
+from turngym.errors import RegistryError, UnknownEnvError
+
+ENTRY_POINT_GROUP = "turngym.envs"
+_ID_RE = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w.:-]*-v\d+$")
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """One row of ``list_envs``."""
+
+    id: str
+    description: str
+    entry_point: str
+
+
+_REGISTERED: dict[str, EnvInfo] = {}
+_plugins_loaded = False
+
+
+def register(id: str, entry_point: str, *, description: str = "", **defaults: Any) -> None:
+    """Register an environment class under a versioned id (``namespace/Name-vN``).
+
+    ``entry_point`` is ``"package.module:ClassName"``; ``defaults`` become constructor keyword
+    arguments that ``make(id, **kwargs)`` can override.
+    """
+    if not _ID_RE.match(id):
+        raise RegistryError(
+            f"environment id {id!r} is not versioned; expected 'namespace/Name-vN', e.g. 'turngym/Maze-v0'"
+        )
+    if ":" not in entry_point:
+        raise RegistryError(f"entry_point must look like 'package.module:ClassName', got {entry_point!r}")
+    gymnasium.register(
+        id=id,
+        entry_point=entry_point,
+        kwargs=defaults,
+        order_enforce=False,
+        disable_env_checker=True,
+    )
+    _REGISTERED[id] = EnvInfo(id=id, description=description, entry_point=entry_point)
+
+
+def load_plugins() -> None:
+    """Call every ``turngym.envs`` entry point once (idempotent)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()()
+        except Exception as exc:  # a broken plugin must not break every other env
+            warnings.warn(
+                f"turngym plugin {entry.name!r} ({entry.value}) failed to register its envs: {exc!r}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+
+def list_envs() -> list[EnvInfo]:
+    """All environments registered through turngym (built-in and plugins), sorted by id."""
+    load_plugins()
+    return [_REGISTERED[k] for k in sorted(_REGISTERED)]
+
+
+def spec(id: str) -> EnvInfo:
+    """The registry entry of ``id``; raises :class:`UnknownEnvError` with close matches."""
+    load_plugins()
+    if id in _REGISTERED:
+        return _REGISTERED[id]
+    close = difflib.get_close_matches(id, list(_REGISTERED), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownEnvError(f"no environment registered as {id!r}.{hint} Run `turngym envs` to list them.")
+
+
+def make(id: str, **kwargs: Any) -> TextEnv:
+    """Build the environment registered as ``id``; ``kwargs`` override the registered defaults."""
+    spec(id)
+    env = gymnasium.make(id, disable_env_checker=True, **kwargs)
+    if not isinstance(env, TextEnv):
+        raise RegistryError(
+            f"{id!r} built a {type(env).__name__}, not a turngym TextEnv; subclass turngym.envs.TextEnv"
+        )
+    return env
