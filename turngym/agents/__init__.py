@@ -1,0 +1,1 @@
+"""Agents: policies and the loops that turn observations into actions."""

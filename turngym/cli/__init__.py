@@ -1,0 +1,42 @@
+"""The ``turngym`` command.
+
+Each command lives in a module of this package; this file builds the Typer app and turns every
+:class:`~turngym.errors.TurngymError` (and bad-option ``ValueError`` from env constructors) into a
+one-line ``error: ...`` message with exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from turngym.cli import envs as envs_cmds
+from turngym.cli import serve as serve_cmds
+from turngym.errors import TurngymError
+
+app = typer.Typer(
+    name="turngym",
+    help="Multi-turn, tool-using text environments and an RL trainer for LLM agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+serve_app = typer.Typer(help="Serve tools, environments and sandboxes over HTTP.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+app.command("envs")(envs_cmds.envs)
+app.command("check")(envs_cmds.check)
+app.command("play")(envs_cmds.play)
+app.command("eval")(envs_cmds.evaluate)
+serve_app.command("tools")(serve_cmds.serve_tools)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except TurngymError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,131 @@
+"""``turngym envs | check | play | eval``: list, verify, play and evaluate environments."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from turngym.agents.baselines import BASELINES, run_episode, summarize
+from turngym.envs import list_envs, make, spec
+from turngym.envs.checker import check_env
+from turngym.envs.core import TextEnv
+from turngym.errors import ConfigError
+from turngym.trajectory import write_jsonl
+
+console = Console(highlight=False)
+
+OptionList = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-o", help="Env constructor option KEY=VALUE (repeatable), e.g. -o size=4"),
+]
+
+
+def parse_options(options: list[str] | None) -> dict[str, Any]:
+    """``["size=4", "split=test"]`` → ``{"size": 4, "split": "test"}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in options or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"option {item!r} must look like KEY=VALUE, e.g. -o size=4")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def make_env(env_id: str, options: dict[str, Any]) -> TextEnv:
+    """``make`` with constructor mistakes turned into :class:`ConfigError`."""
+    spec(env_id)
+    try:
+        return make(env_id, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build {env_id} with options {options}: {exc}") from exc
+
+
+def envs() -> None:
+    """List the registered environments."""
+    table = Table("id", "description", title="turngym environments")
+    for info in list_envs():
+        table.add_row(info.id, info.description)
+    console.print(table)
+
+
+def check(
+    env_id: Annotated[str, typer.Argument(help="Registered id, e.g. turngym/Maze-v0")],
+    option: OptionList = None,
+    seed: int = 0,
+) -> None:
+    """Verify that an environment keeps the turngym contract."""
+    kwargs = parse_options(option)
+    check_env(make_env(env_id, kwargs), make_fresh=lambda: make_env(env_id, kwargs), seed=seed)
+    console.print(f"[green]ok[/] {env_id} keeps the environment contract")
+
+
+def play(
+    env_id: Annotated[str, typer.Argument(help="Registered id, e.g. turngym/Maze-v0")],
+    option: OptionList = None,
+    seed: int = 0,
+    task: Annotated[int | None, typer.Option(help="Task id (default: drawn from the seed)")] = None,
+) -> None:
+    """Play an environment in the terminal: type an action, or the number of an admissible one."""
+    env = make_env(env_id, parse_options(option))
+    obs, info = env.reset(seed=seed, options=None if task is None else {"task_id": task})
+    if env.system_prompt:
+        console.print(f"[dim]{env.system_prompt}[/]")
+    console.print(f"[bold]task {info['task_id']}[/]  (type :quit to stop)\n{obs}")
+    total = 0.0
+    while True:
+        actions = info["admissible_actions"]
+        if actions:
+            console.print("[dim]" + "  ".join(f"[{i}] {a}" for i, a in enumerate(actions, 1)) + "[/]")
+        console.print("> ", end="")
+        line = sys.stdin.readline()
+        if not line or line.strip() == ":quit":
+            console.print(f"\nstopped; return {total:g}")
+            return
+        action = line.rstrip("\n")
+        if actions and action.strip().isdigit() and 1 <= int(action) <= len(actions):
+            action = actions[int(action) - 1]
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        console.print(obs + (f"  [yellow](reward {reward:g})[/]" if reward else ""))
+        if terminated or truncated:
+            outcome = "won" if info["won"] else ("out of turns" if truncated else "lost")
+            console.print(f"[bold]episode over: {outcome}; return {total:g}[/]")
+            return
+
+
+def evaluate(
+    env_id: Annotated[str, typer.Argument(help="Registered id, e.g. turngym/Maze-v0")],
+    agent: Annotated[str, typer.Option(help=f"Agent: {' | '.join(BASELINES)}")] = "expert",
+    episodes: Annotated[int, typer.Option(min=1)] = 20,
+    seed: int = 0,
+    option: OptionList = None,
+    out: Annotated[Path | None, typer.Option(help="Write the trajectories to this JSONL file")] = None,
+) -> None:
+    """Evaluate an agent on an environment and print success rate, return and turns."""
+    if agent not in BASELINES:
+        raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(BASELINES)}")
+    env = make_env(env_id, parse_options(option))
+    trajectories = [run_episode(env, env_id, agent, seed=seed + i, task_id=i) for i in range(episodes)]
+    env.close()
+    s = summarize(trajectories)
+    table = Table(
+        "env", "agent", "episodes", "success", "95% CI", "mean return", "mean turns", "invalid/turn"
+    )
+    lo, hi = s.success_ci95
+    table.add_row(
+        env_id, agent, str(s.episodes), f"{s.success_rate:.1%}", f"{lo:.2f}-{hi:.2f}",
+        f"{s.mean_return:.3f}", f"{s.mean_turns:.1f}", f"{s.invalid_rate:.2f}",
+    )  # fmt: skip
+    console.print(table)
+    if out is not None:
+        write_jsonl(out, trajectories)
+        console.print(f"trajectories written to {out}")

@@ -1,0 +1,45 @@
+"""``turngym serve ...``: run turngym's FastAPI servers with uvicorn."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from turngym.errors import ConfigError
+from turngym.tools import Tool, create_tool_app
+
+BUILTIN_TOOLS = {"calculator": "turngym.envs.toy.calculator:CALCULATOR"}
+
+Host = Annotated[str, typer.Option(help="Interface to bind (127.0.0.1 keeps it local)")]
+Port = Annotated[int, typer.Option(min=1, max=65535)]
+
+
+def load_tools(target: str) -> list[Tool]:
+    """A built-in tool name, or ``package.module:ATTR`` naming a Tool or a list of Tools."""
+    path = BUILTIN_TOOLS.get(target, target)
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        raise ConfigError(
+            f"unknown tool {target!r}: give a built-in name ({', '.join(BUILTIN_TOOLS)}) or module:ATTR"
+        )
+    try:
+        value = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load tools from {path!r}: {exc}") from exc
+    tools = value if isinstance(value, list | tuple) else [value]
+    if not all(isinstance(t, Tool) for t in tools):
+        raise ConfigError(f"{path!r} is not a turngym Tool or a list of Tools")
+    return list(tools)
+
+
+def serve_tools(
+    tools: Annotated[list[str], typer.Argument(help="Built-in tool names or module:ATTR specs")],
+    host: Host = "127.0.0.1",
+    port: Port = 8100,
+) -> None:
+    """Serve tools: GET /tools, POST /tools/{name}, GET /health."""
+    loaded = [t for target in tools for t in load_tools(target)]
+    uvicorn.run(create_tool_app(loaded), host=host, port=port, log_level="info")
