@@ -66,6 +66,8 @@ class TextEnv(gymnasium.Env[str, str]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
     description: ClassVar[str] = ""
     """One line shown by ``turngym envs``."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Importable modules the env needs beyond the core install (e.g. ``("textworld",)``)."""
 
     def __init__(
         self, *, max_turns: int = 50, max_obs_chars: int = 1_000_000, render_mode: str | None = None
