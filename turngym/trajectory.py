@@ -112,9 +112,9 @@ class Trajectory:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict from which :meth:`from_dict` rebuilds an equal trajectory."""
-        out = {f.name: _encode(getattr(self, f.name)) for f in fields(self) if f.name != "turns"}
+        out = {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "turns"}
         out["stop_reason"] = self.stop_reason.value
-        out["turns"] = [{f.name: _encode(getattr(t, f.name)) for f in fields(Turn)} for t in self.turns]
+        out["turns"] = [{f.name: to_jsonable(getattr(t, f.name)) for f in fields(Turn)} for t in self.turns]
         return out
 
     @classmethod
@@ -123,33 +123,35 @@ class Trajectory:
         turns = tuple(
             Turn(
                 **{
-                    k: _decode(v) if k in ("anchor", "info") else tuple(v) if isinstance(v, list) else v
+                    k: from_jsonable(v) if k in ("anchor", "info") else tuple(v) if isinstance(v, list) else v
                     for k, v in t.items()
                 }
             )
             for t in data["turns"]
         )
-        rest = {k: _decode(v) for k, v in data.items() if k not in ("turns", "stop_reason")}
+        rest = {k: from_jsonable(v) for k, v in data.items() if k not in ("turns", "stop_reason")}
         return cls(turns=turns, stop_reason=StopReason(data["stop_reason"]), **rest)
 
 
-def _encode(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """Make ``value`` JSON-able losslessly: tuples become ``{"__tuple__": [...]}``, keys strings."""
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
+        return {"__tuple__": [to_jsonable(v) for v in value]}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _encode(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     return value
 
 
-def _decode(value: Any) -> Any:
+def from_jsonable(value: Any) -> Any:
+    """Invert :func:`to_jsonable`."""
     if isinstance(value, dict):
         if set(value) == {"__tuple__"}:
-            return tuple(_decode(v) for v in value["__tuple__"])
-        return {k: _decode(v) for k, v in value.items()}
+            return tuple(from_jsonable(v) for v in value["__tuple__"])
+        return {k: from_jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [from_jsonable(v) for v in value]
     return value
 
 
