@@ -31,6 +31,7 @@ app.command("check")(envs_cmds.check)
 app.command("play")(envs_cmds.play)
 app.command("eval")(envs_cmds.evaluate)
 serve_app.command("tools")(serve_cmds.serve_tools)
+serve_app.command("env")(serve_cmds.serve_env)
 
 
 def main() -> None:

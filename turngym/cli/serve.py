@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from turngym.cli.envs import OptionList, make_env, parse_options
+from turngym.envs.server import create_env_app
 from turngym.errors import ConfigError
 from turngym.tools import Tool, create_tool_app
 
@@ -43,3 +45,17 @@ def serve_tools(
     """Serve tools: GET /tools, POST /tools/{name}, GET /health."""
     loaded = [t for target in tools for t in load_tools(target)]
     uvicorn.run(create_tool_app(loaded), host=host, port=port, log_level="info")
+
+
+def serve_env(
+    env_id: Annotated[str, typer.Argument(help="Registered id, e.g. turngym/Maze-v0")],
+    option: OptionList = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    max_sessions: Annotated[int, typer.Option(min=1, help="Open sessions before answering 429")] = 64,
+    html: Annotated[bool, typer.Option("--html", help="Also serve a browser view at /ui/")] = False,
+) -> None:
+    """Serve an environment: POST /sessions, /sessions/{id}/reset, /sessions/{id}/step."""
+    kwargs = parse_options(option)
+    app = create_env_app(env_id, lambda: make_env(env_id, kwargs), max_sessions=max_sessions, html=html)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -15,7 +15,8 @@ Each ``_check_*`` function tests one promise and raises
    observation and ``invalid_action=True``, never an exception.
 5. ``step`` after the episode ended raises ``ResetNeeded``; ``close()`` twice is safe.
 
-The actions played come from the expert when the env has one, else from ``random_action``.
+The actions played come from the expert when the env has one, else from ``random_action``, else
+(an env whose actions are free-form and unknown to the checker) a fixed invalid action.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ def _choose_action(env: TextEnv, rng: np.random.Generator) -> str:
     try:
         return env.expert_action()
     except NotImplementedError:
+        pass
+    try:
         return env.random_action(rng)
+    except NotImplementedError:
+        return GARBAGE_ACTION
 
 
 Record = tuple[str, float, bool, bool, Hashable, bool]

@@ -33,8 +33,8 @@ def error_response(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
 
-async def read_json_body(request: Request, max_body_bytes: int) -> Any | JSONResponse:
-    """The request's JSON body, or a 413/422 response naming the problem."""
+async def read_body(request: Request, max_body_bytes: int) -> bytes | JSONResponse:
+    """The raw request body, or a 413 response once it passes ``max_body_bytes``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         return error_response(413, f"request body of {declared} bytes is over the limit of {max_body_bytes}")
@@ -43,6 +43,14 @@ async def read_json_body(request: Request, max_body_bytes: int) -> Any | JSONRes
         body.extend(chunk)
         if len(body) > max_body_bytes:
             return error_response(413, f"request body is over the limit of {max_body_bytes} bytes")
+    return bytes(body)
+
+
+async def read_json_body(request: Request, max_body_bytes: int) -> Any | JSONResponse:
+    """The request's JSON body (``{}`` when empty), or a 413/422 response naming the problem."""
+    body = await read_body(request, max_body_bytes)
+    if isinstance(body, JSONResponse):
+        return body
     if not body:
         return {}
     try:

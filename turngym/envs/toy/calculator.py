@@ -210,6 +210,17 @@ class CalculatorEnv(TextEnv):
             return f'<tool_call>{{"name": "calculator", "arguments": {arguments}}}</tool_call>'
         return f"<answer>{self._last_result}</answer>"
 
+    def random_action(self, rng: np.random.Generator) -> str:
+        """A calculator call on two random numbers of the problem, or one of the numbers seen as answer."""
+        numbers = re.findall(r"\d+", self._problem.expression)
+        if self._calls == 0 or rng.random() < 0.5:
+            a, b = (numbers[int(i)] for i in rng.integers(len(numbers), size=2))
+            op = "+-*"[int(rng.integers(3))]
+            arguments = f'{{"expression": "{a} {op} {b}"}}'
+            return f'<tool_call>{{"name": "calculator", "arguments": {arguments}}}</tool_call>'
+        seen = [*numbers, *re.findall(r"-?\d+", self._last_result or "")]
+        return f"<answer>{seen[int(rng.integers(len(seen)))]}</answer>"
+
     def close(self) -> None:
         self.toolbox.close()
         super().close()
