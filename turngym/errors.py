@@ -14,8 +14,13 @@ level they mean::
     │   ├── ToolArgumentError    arguments fail the tool's schema (HTTP 422)
     │   └── ToolServerError      the tool server failed or could not be reached
     ├── SandboxError             a sandbox backend could not run the code at all
+    │   ├── SandboxRequestError  a run request with a bad field (HTTP 422)
+    │   └── SandboxBusy          every sandbox slot is taken (HTTP 429)
     ├── PolicyError              a policy backend failed to generate
+    ├── TrainerError             the trainer got data it cannot train on
+    │   └── CheckpointError      a checkpoint is missing, corrupt or does not match the run
     └── ConfigError              an impossible or malformed configuration
+        └── CatalogError         a WebShop product or goal file is malformed
 
 Messages say what was expected, what was given, and how to fix it.
 """
@@ -69,9 +74,29 @@ class SandboxError(TurngymError):
     """A sandbox backend could not run the code at all (not: the code itself failed)."""
 
 
+class SandboxRequestError(SandboxError):
+    """A run request has a malformed or out-of-range field (unknown language, bad path, ...)."""
+
+
+class SandboxBusy(SandboxError):
+    """Every sandbox slot is taken and the request may not wait."""
+
+
 class PolicyError(TurngymError):
     """A policy backend failed to generate."""
 
 
+class TrainerError(TurngymError):
+    """The trainer got data it cannot train on (malformed groups, missing tokens)."""
+
+
+class CheckpointError(TrainerError):
+    """A checkpoint is missing, corrupt or was written by a run with another configuration."""
+
+
 class ConfigError(TurngymError):
     """A configuration is malformed or asks for an impossible combination."""
+
+
+class CatalogError(ConfigError):
+    """A WebShop data file (products, instructions) is missing or malformed."""
