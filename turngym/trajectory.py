@@ -114,23 +114,29 @@ class Trajectory:
         """A JSON-able dict from which :meth:`from_dict` rebuilds an equal trajectory."""
         out = {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "turns"}
         out["stop_reason"] = self.stop_reason.value
-        out["turns"] = [{f.name: to_jsonable(getattr(t, f.name)) for f in fields(Turn)} for t in self.turns]
+        out["turns"] = [
+            {f.name: _turn_field_to_json(f.name, getattr(t, f.name)) for f in fields(Turn)}
+            for t in self.turns
+        ]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trajectory:
         """Rebuild a trajectory from :meth:`to_dict`'s output."""
         turns = tuple(
-            Turn(
-                **{
-                    k: from_jsonable(v) if k in ("anchor", "info") else tuple(v) if isinstance(v, list) else v
-                    for k, v in t.items()
-                }
-            )
+            Turn(**{k: tuple(v) if k in _TOKEN_FIELDS else from_jsonable(v) for k, v in t.items()})
             for t in data["turns"]
         )
         rest = {k: from_jsonable(v) for k, v in data.items() if k not in ("turns", "stop_reason")}
         return cls(turns=turns, stop_reason=StopReason(data["stop_reason"]), **rest)
+
+
+_TOKEN_FIELDS = frozenset({"prompt_ids", "action_ids", "action_logprobs", "action_entropies"})
+
+
+def _turn_field_to_json(name: str, value: Any) -> Any:
+    """Token fields as plain JSON arrays (compact); every other field through :func:`to_jsonable`."""
+    return list(value) if name in _TOKEN_FIELDS else to_jsonable(value)
 
 
 def to_jsonable(value: Any) -> Any:

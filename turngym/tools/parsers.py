@@ -7,8 +7,9 @@ Formats (each parser runs in time linear in the text, so 1 MB of hostile text is
 * ``react`` — ``Action: f[args]`` or ``Action: f`` followed by ``Action Input: args`` (ReAct).
   A JSON-object input becomes the arguments; any other input becomes ``{"input": text}``.
 * ``bracket`` — the WebShop/ALFWorld-style grammar ``search[query]`` / ``click[button]``: the
-  *last* ``name[...]`` in the text, as ``{"arg": text}``. Brackets inside the argument must balance
-  (``click[< Prev]`` works; so does ``search[3 [pack] socks]``).
+  *last* ``name[...]`` in the text that is not nested in another one, as ``{"arg": text}``. Brackets
+  inside the argument must balance (``click[< Prev]`` works; so do ``search[3 [pack] socks]`` and
+  ``search[size x[large]]``, whose inner ``x[..]`` is part of the query, not an action).
 
 A parser never raises on model text: malformed calls come back as :class:`ParseError` entries of
 the :class:`ParseResult`, which an env turns into an observation (and counts as a parse failure).
@@ -118,16 +119,32 @@ def _balanced_end(text: str, open_at: int) -> int:
     return -1
 
 
-_BRACKET_RE = re.compile(r"(?<![\w\]])([A-Za-z_][\w-]*)\[")
+_BRACKET_RE = re.compile(r"(?<!\w)([A-Za-z_][\w-]*)\[")
+
+
+def _closing_brackets(text: str) -> dict[int, int]:
+    """Map the index of every ``[`` that gets closed to the index of its ``]`` (one linear pass)."""
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "[":
+            stack.append(i)
+        elif ch == "]" and stack:
+            closing[stack.pop()] = i
+    return closing
 
 
 def parse_bracket(text: str) -> ParseResult:
-    """The last ``name[argument]`` in ``text`` (WebShop/ALFWorld style)."""
-    candidates = list(_BRACKET_RE.finditer(text))
-    if not candidates:
+    """The last ``name[argument]`` in ``text`` that is not nested inside another one (WebShop/ALFWorld)."""
+    closing = _closing_brackets(text)
+    match, end, covered_to = None, -1, -1
+    for candidate in _BRACKET_RE.finditer(text):
+        if candidate.start() <= covered_to:
+            continue  # inside the argument of an earlier action, e.g. the x[..] of search[size x[large]]
+        match, end = candidate, closing.get(candidate.end() - 1, -1)
+        covered_to = len(text) if end == -1 else end
+    if match is None:
         return ParseResult(errors=(ParseError("no action of the form name[argument] found", _clip(text)),))
-    match = candidates[-1]
-    end = _balanced_end(text, match.end() - 1)
     if end == -1:
         return ParseResult(
             errors=(ParseError("unbalanced brackets: close the action with ]", _clip(text[match.start() :])),)
