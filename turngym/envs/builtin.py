@@ -21,3 +21,8 @@ def register_builtin_envs() -> None:
         "turngym.envs.toy.calculator:CalculatorEnv",
         description="Arithmetic word problems solved by calling a calculator tool (toy tool use)",
     )
+    register(
+        "turngym/Search-v0",
+        "turngym.envs.search.env:SearchEnv",
+        description="Search-R1-style retrieval QA: <search> a corpus with BM25, then <answer> (EM reward)",
+    )
