@@ -160,6 +160,14 @@ def _check_step_before_reset(env: TextEnv) -> None:
     _fail("step() before reset() must raise ResetNeeded", "it returned normally")
 
 
+def _check_close_twice(env: TextEnv) -> None:
+    env.close()
+    try:
+        env.close()
+    except Exception as exc:
+        _fail("close() must be safe to call twice", f"the second call raised {exc!r:.200}")
+
+
 def check_env(
     env: TextEnv,
     *,
@@ -185,5 +193,4 @@ def check_env(
     finally:
         if fresh is not None:
             fresh.close()
-    env.close()
-    env.close()
+    _check_close_twice(env)

@@ -1,0 +1,111 @@
+"""The registry: register/make/list, versioned ids, did-you-mean errors, Gymnasium interop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gymnasium
+import pytest
+
+import turngym
+from turngym.envs import registration
+from turngym.envs.toy.maze import MazeEnv
+from turngym.errors import RegistryError, UnknownEnvError
+
+COUNTER = "tests.unit.foundation.envs_for_tests:CounterEnv"
+
+
+@pytest.fixture
+def registered() -> Iterator[list[str]]:
+    """Ids registered by a test; removed from both registries afterwards."""
+    ids: list[str] = []
+    yield ids
+    for env_id in ids:
+        registration._REGISTERED.pop(env_id, None)
+        gymnasium.registry.pop(env_id, None)
+
+
+def test_builtin_envs_are_listed_sorted_with_descriptions() -> None:
+    infos = turngym.list_envs()
+    ids = [i.id for i in infos]
+    assert ids == sorted(ids)
+    assert {"turngym/Maze-v0", "turngym/Calculator-v0"} <= set(ids)
+    maze = turngym.envs.spec("turngym/Maze-v0")
+    assert maze.entry_point == "turngym.envs.toy.maze:MazeEnv"
+    assert maze.description.startswith("Find the treasure")
+
+
+def test_register_make_and_override_defaults(registered: list[str]) -> None:
+    turngym.register("testns/Counter-v0", COUNTER, description="count", target=5, max_turns=7)
+    registered.append("testns/Counter-v0")
+    assert turngym.envs.spec("testns/Counter-v0").description == "count"
+    env = turngym.make("testns/Counter-v0")
+    assert (env.target, env.max_turns) == (5, 7)
+    env = turngym.make("testns/Counter-v0", target=2)
+    assert (env.target, env.max_turns) == (2, 7)
+    assert "testns/Counter-v0" in [i.id for i in turngym.list_envs()]
+
+
+def test_make_returns_the_bare_env_and_gymnasium_make_works() -> None:
+    env = turngym.make("turngym/Maze-v0", size=4)
+    assert type(env) is MazeEnv and env.size == 4
+    assert env.spec is not None and env.spec.id == "turngym/Maze-v0"
+    gym_env = gymnasium.make("turngym/Maze-v0", size=2)
+    assert type(gym_env) is MazeEnv and gym_env.size == 2
+    obs, info = gym_env.reset(seed=0, options={"task_id": 1})
+    assert obs == env.__class__(size=2).reset(seed=0, options={"task_id": 1})[0]
+    assert info["task_id"] == 1
+
+
+def test_versions_are_separate_envs(registered: list[str]) -> None:
+    turngym.register("testns/Counter-v0", COUNTER, target=1)
+    turngym.register("testns/Counter-v1", COUNTER, target=2)
+    registered += ["testns/Counter-v0", "testns/Counter-v1"]
+    assert turngym.make("testns/Counter-v0").target == 1
+    assert turngym.make("testns/Counter-v1").target == 2
+
+
+@pytest.mark.parametrize("bad_id", ["turngym/Maze", "Maze", "turngym/Maze-v", "turngym/-v0", "a/b/Maze-v0"])
+def test_unversioned_or_malformed_ids_are_refused(bad_id: str) -> None:
+    with pytest.raises(RegistryError, match=r"is not versioned; expected 'namespace/Name-vN'"):
+        turngym.register(bad_id, COUNTER)
+    assert bad_id not in gymnasium.registry
+
+
+def test_entry_point_must_name_a_class() -> None:
+    with pytest.raises(RegistryError, match=r"must look like 'package.module:ClassName', got 'tests.unit'"):
+        turngym.register("testns/Bad-v0", "tests.unit")
+    assert "testns/Bad-v0" not in gymnasium.registry
+
+
+@pytest.mark.parametrize("typo", ["turngym/Maze-v1", "turngym/maze-v0", "turngym/Maez-v0", "Maze-v0"])
+def test_unknown_id_suggests_the_closest_match_first(typo: str) -> None:
+    with pytest.raises(UnknownEnvError) as caught:
+        turngym.make(typo)
+    message = str(caught.value)
+    assert f"no environment registered as {typo!r}." in message
+    assert "Did you mean 'turngym/Maze-v0'" in message
+    assert message.endswith("Run `turngym envs` to list them.")
+
+
+def test_unknown_id_far_from_everything_has_no_suggestion() -> None:
+    with pytest.raises(UnknownEnvError) as caught:
+        turngym.make("zzz/Qqqqqqqqq-v9")
+    assert "Did you mean" not in str(caught.value)
+
+
+def test_unknown_id_error_is_also_gymnasiums() -> None:
+    with pytest.raises(gymnasium.error.NameNotFound):
+        turngym.make("turngym/Mase-v0")
+
+
+def test_make_refuses_an_env_that_is_not_a_text_env(registered: list[str]) -> None:
+    turngym.register("testns/Plain-v0", "tests.unit.foundation.envs_for_tests:NotATextEnv")
+    registered.append("testns/Plain-v0")
+    with pytest.raises(RegistryError, match="built a NotATextEnv, not a turngym TextEnv"):
+        turngym.make("testns/Plain-v0")
+
+
+def test_bad_constructor_argument_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        turngym.make("turngym/Maze-v0", colour="red")
