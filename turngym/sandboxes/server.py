@@ -1,0 +1,167 @@
+"""The sandbox server: a SandboxFusion-compatible FastAPI app in front of a sandbox backend.
+
+Endpoints:
+
+* ``POST /run_code`` SandboxFusion's request and response (see :mod:`turngym.sandboxes.fusion`);
+* ``POST /run_code/batch`` ``{"requests": [<run_code request>, ...]}`` → ``{"results": [...]}``,
+  run in parallel on the free slots (at most ``max_batch`` requests);
+* ``GET /health`` ``{"status": "ok", "in_flight", "max_concurrency", "sandbox": <backend status>}``.
+
+Admission is explicit instead of an unbounded queue: at most ``max_concurrency`` runs are in
+flight; a request that finds no free slot is answered at once with **429** and a ``Retry-After``
+header. A body over ``max_body_bytes`` gets **413**; malformed JSON, unknown fields, an unsupported
+language or a bad file path get **422**; every error body is JSON with a ``detail`` naming the
+problem. The code itself always runs in the backend's jailed workers, never in this process.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pydantic
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from turngym.errors import SandboxError, SandboxRequestError
+from turngym.sandboxes.api import RunRequest, Sandbox
+from turngym.sandboxes.fusion import (
+    BatchRunCodeRequest,
+    BatchRunCodeResponse,
+    RunCodeRequest,
+    RunCodeResponse,
+    sandbox_error_response,
+    to_response,
+)
+from turngym.tools.server import error_response, read_json_body
+from turngym.tools.spec import describe_validation_error
+
+DEFAULT_MAX_BODY_BYTES = 8 << 20
+
+
+class Slots:
+    """A non-blocking counter of free run slots."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_flight = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """Take up to ``wanted`` slots; returns how many were taken (0: none free)."""
+        with self._lock:
+            granted = min(wanted, self.total - self.in_flight)
+            self.in_flight += max(granted, 0)
+            return max(granted, 0)
+
+    def give(self, count: int) -> None:
+        """Return ``count`` slots."""
+        with self._lock:
+            self.in_flight -= count
+
+
+def create_sandbox_app(
+    sandbox: Sandbox,
+    *,
+    max_concurrency: int = 4,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_memory_mb: int = 1024,
+    max_batch: int = 64,
+) -> FastAPI:
+    """An app that runs SandboxFusion-shaped requests on ``sandbox``."""
+    app = FastAPI(title="turngym sandbox")
+    slots = Slots(max_concurrency)
+    executor = socket.gethostname()
+
+    def busy() -> JSONResponse:
+        response = error_response(
+            429,
+            f"all {max_concurrency} sandbox slots are busy; retry after a moment or raise --max-concurrency",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    async def parse(request: Request, model: type[pydantic.BaseModel]) -> Any:
+        payload = await read_json_body(request, max_body_bytes)
+        if isinstance(payload, JSONResponse):
+            return payload
+        try:
+            return model.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            return error_response(
+                422, "request does not match the run_code schema", errors=describe_validation_error(exc)
+            )
+
+    def convert(body: RunCodeRequest) -> RunRequest | JSONResponse:
+        try:
+            return body.to_run_request(max_memory_mb)
+        except SandboxRequestError as exc:
+            return error_response(422, str(exc))
+
+    def execute(run: RunRequest) -> RunCodeResponse:
+        try:
+            return to_response(sandbox.run_request(run), executor)
+        except SandboxError as exc:
+            return sandbox_error_response(str(exc), executor)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "in_flight": slots.in_flight,
+            "max_concurrency": max_concurrency,
+            "sandbox": sandbox.status(),
+        }
+
+    @app.post("/run_code")
+    async def run_code(request: Request) -> Any:
+        body = await parse(request, RunCodeRequest)
+        if isinstance(body, JSONResponse):
+            return body
+        run = convert(body)
+        if isinstance(run, JSONResponse):
+            return run
+        if not slots.take(1):
+            return busy()
+        try:
+            response = await run_in_threadpool(execute, run)
+        finally:
+            slots.give(1)
+        return response.model_dump()
+
+    @app.post("/run_code/batch")
+    async def run_code_batch(request: Request) -> Any:
+        body = await parse(request, BatchRunCodeRequest)
+        if isinstance(body, JSONResponse):
+            return body
+        if len(body.requests) > max_batch:
+            return error_response(
+                413, f"a batch holds at most {max_batch} requests, got {len(body.requests)}; split it"
+            )
+        runs = []
+        for index, item in enumerate(body.requests):
+            try:
+                runs.append(item.to_run_request(max_memory_mb))
+            except SandboxRequestError as exc:
+                return error_response(422, f"requests[{index}]: {exc}")
+        granted = slots.take(len(runs))
+        if not granted:
+            return busy()
+        try:
+            results = await run_in_threadpool(_run_all, execute, runs, granted)
+        finally:
+            slots.give(granted)
+        return BatchRunCodeResponse(results=results).model_dump()
+
+    return app
+
+
+def _run_all(
+    execute: Callable[[RunRequest], RunCodeResponse], runs: list[RunRequest], parallel: int
+) -> list[RunCodeResponse]:
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return list(pool.map(execute, runs))
