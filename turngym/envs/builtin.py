@@ -26,3 +26,8 @@ def register_builtin_envs() -> None:
         "turngym.envs.search.env:SearchEnv",
         description="Search-R1-style retrieval QA: <search> a corpus with BM25, then <answer> (EM reward)",
     )
+    register(
+        "turngym/WebShop-v0",
+        "turngym.envs.webshop.env:WebShopEnv",
+        description="Shop a product catalog with search[...] and click[...] for an instruction (WebShop)",
+    )
