@@ -1,9 +1,11 @@
 """httpx clients for a tool server, and :class:`Toolbox`, which runs tools in-process or remotely.
 
 Both clients use an explicit timeout and retry only on connection failures (the request never
-reached the server), with exponential backoff; an HTTP error answer is never retried. A 404 raises
-:class:`~turngym.errors.ToolNotFound`, a 422 :class:`~turngym.errors.ToolArgumentError`, anything
-else :class:`~turngym.errors.ToolServerError`.
+reached the server), with exponential backoff; an HTTP error answer is never retried, nor is a
+failure after the request may have reached the server (a read timeout, a dropped connection), since
+a tool call need not be idempotent. A 404 raises :class:`~turngym.errors.ToolNotFound`, a 422
+:class:`~turngym.errors.ToolArgumentError`, anything else (other status codes, transport failures)
+:class:`~turngym.errors.ToolServerError`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class ToolClient:
                         f"cannot reach tool server at {self._http.base_url} after {attempt + 1} tries: {exc}"
                     ) from exc
                 time.sleep(self._backoff_s * 2**attempt)
+            except httpx.HTTPError as exc:  # reached the server (or may have): never retried
+                url = self._http.base_url
+                raise ToolServerError(f"request to tool server at {url} failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     def list_tools(self) -> list[dict[str, Any]]:
@@ -103,6 +108,9 @@ class AsyncToolClient:
                         f"cannot reach tool server at {self._http.base_url} after {attempt + 1} tries: {exc}"
                     ) from exc
                 await asyncio.sleep(self._backoff_s * 2**attempt)
+            except httpx.HTTPError as exc:  # reached the server (or may have): never retried
+                url = self._http.base_url
+                raise ToolServerError(f"request to tool server at {url} failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     async def list_tools(self) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@
      "function": {"name": ..., "description": ..., "parameters": <JSON schema of the args model>}}
 
 ``Tool.from_function(fn)`` builds the argument model from ``fn``'s signature (annotations and
-defaults), so ``def calculator(expression: str) -> str`` becomes a tool with one required string
-argument. ``Tool.call(arguments)`` validates with pydantic (``extra="forbid"``) and raises
+defaults; string annotations, as under ``from __future__ import annotations``, are resolved in
+``fn``'s module), so ``def calculator(expression: str) -> str`` becomes a tool with one required
+string argument. ``Tool.call(arguments)`` validates with pydantic (``extra="forbid"``) and raises
 :class:`~turngym.errors.ToolArgumentError` naming every bad field.
 """
 
@@ -60,7 +61,7 @@ class Tool:
     def from_function(cls, fn: Callable[..., Any], *, name: str | None = None) -> Tool:
         """Derive the argument model from ``fn``'s signature; the docstring's first line describes it."""
         fields: dict[str, Any] = {}
-        for pname, param in inspect.signature(fn).parameters.items():
+        for pname, param in inspect.signature(fn, eval_str=True).parameters.items():
             if param.annotation is inspect.Parameter.empty:
                 raise TypeError(f"tool argument {pname!r} of {fn.__name__} needs a type annotation")
             default = ... if param.default is inspect.Parameter.empty else param.default
