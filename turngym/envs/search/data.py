@@ -155,11 +155,12 @@ def qa_from_row(row: Any, *, index: int, where: str = "row") -> QAExample:
         )
     extra = row.get("extra_info")
     fallback_id = extra.get("index", index) if isinstance(extra, Mapping) else index
+    row_id = row.get("id")
     return QAExample(
-        id=str(row.get("id", fallback_id)),
+        id=str(fallback_id if row_id is None else row_id),
         question=question.strip(),
         golden_answers=tuple(answers),
-        data_source=str(row.get("data_source", "")),
+        data_source=str(row.get("data_source") or ""),
     )
 
 

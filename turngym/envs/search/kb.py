@@ -190,7 +190,7 @@ def _build_entities(cfg: KBConfig, rng: np.random.Generator) -> dict[str, list[_
             f"person-{i}",
             f"{namer.word((2, 2))} {namer.word()}",
             {
-                "born": int(rng.integers(1820, 1990)),
+                "born": int(rng.integers(1820, 1960)),
                 "birth_city": _pick(rng, cities),
                 "occupation": _pick(rng, _OCCUPATIONS),
             },
@@ -268,6 +268,8 @@ def _single(template: str, rng: np.random.Generator, e: Entities) -> Made:
 
 def _bridge(template: str, rng: np.random.Generator, e: Entities) -> Made:
     c = _pick(rng, e["company"])
+    while template == "founder_birth_city" and c.attrs["founder"].attrs["birth_city"] is c.attrs["hq"]:
+        c = _pick(rng, e["company"])  # the answer must not already sit in the company's passage
     founder = c.attrs["founder"]
     if template == "founder_birth_city":
         hops = (_hop(c, "founded by"), _hop(founder, "born"))

@@ -150,18 +150,17 @@ def _hits_from_response(data: Any, expected: int) -> list[list[Hit]]:
 class RetrieverClient:
     """An httpx client of a ``/retrieve`` server; implements the ``Retriever`` protocol."""
 
-    def __init__(
-        self, url: str, *, timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None
-    ) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 30.0, http: httpx.Client | None = None) -> None:
+        """``http`` replaces the default client (e.g. FastAPI's ``TestClient`` for in-process tests)."""
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout_s), transport=transport)
+        self._http = http if http is not None else httpx.Client(base_url=self.url, timeout=timeout_s)
 
     def retrieve(self, queries: Sequence[str], topk: int) -> list[list[Hit]]:
         if not queries:
             return []
         body = {"queries": list(queries), "topk": topk, "return_scores": True}
         try:
-            response = self._http.post("/retrieve", json=body)
+            response = self._http.post(f"{self.url}/retrieve", json=body)
         except httpx.HTTPError as exc:
             raise ToolServerError(f"cannot reach the retriever at {self.url}: {exc}") from exc
         if response.status_code != 200:
