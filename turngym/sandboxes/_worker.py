@@ -299,16 +299,20 @@ class Worker:
                 os._exit(0)
         os.waitpid(pid, 0)
 
-    def reap(self):
-        """Collect every exited child (orphans come here too: the worker is a subreaper)."""
+    def reap(self, patience_s=2.0):
+        """Wait (up to ``patience_s``) until every child is gone; orphans come here too (subreaper)."""
+        give_up = time.monotonic() + patience_s
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
-            if pid == 0:
+            if pid:
+                self.reaped[pid] = status
+            elif time.monotonic() > give_up:
                 return
-            self.reaped[pid] = status
+            else:
+                time.sleep(0.0005)
 
 
 def classify(status, timed_out, stderr):
