@@ -1,0 +1,233 @@
+"""The ``hf`` policy: batched sampling from any local Hugging Face causal LM (CPU or CUDA).
+
+``hf:PATH`` loads a directory written by ``save_pretrained`` (a Qwen2.5 or Llama checkpoint on
+disk, or the project's own ``hf:tiny``) with ``AutoTokenizer``/``AutoModelForCausalLM``.
+
+Sampling is a hand-written decode loop rather than ``model.generate`` so that the numbers the
+trainer needs come from the very logits the tokens were drawn from:
+
+1. Prompts are left-padded into one batch; the attention mask hides the padding and position ids
+   count only real tokens, so a padded row computes what the lone prompt would.
+2. One forward pass over the prompts fills the KV cache; each later step feeds one token per row.
+3. At each step the logits (float32) are divided by the temperature and log-softmaxed: that
+   distribution ``p`` gives the reported log-prob of the sampled token, its entropy
+   ``-sum p log p`` and the top-k log-probs. Top-p then keeps the smallest set of most likely tokens
+   whose mass reaches ``top_p`` and the token is drawn from it, renormalised, with a
+   ``torch.Generator`` seeded from ``params.seed`` (same seed, prompts and weights: same tokens).
+   Temperature 0 is greedy decoding and reports the untempered log-probs.
+4. A row stops at an end-of-sequence id (the tokenizer's and the generation config's) or when its
+   decoded text contains a stop string; the stop token is part of the sample (it was sampled).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from turngym.agents.policy import Completion, SamplingParams
+from turngym.errors import ConfigError, PolicyError
+
+
+def load_tokenizer_and_model(path: str | Path, *, device: str = "cpu", dtype: str = "float32"):
+    """``(tokenizer, model)`` of a local model directory; raises ConfigError when it is not one."""
+    import transformers
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"hf:{path} is not a model directory (no config.json); give a directory written by "
+            "save_pretrained, or hf:tiny"
+        )
+    transformers.utils.logging.disable_progress_bar()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    model.to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model
+
+
+class HFPolicy:
+    """A trainable policy over a ``transformers`` causal LM."""
+
+    def __init__(
+        self, model: Any, tokenizer: Any, *, name: str = "hf", num_threads: int | None = None
+    ) -> None:
+        self.name = name
+        self.num_threads = num_threads
+        """CPU threads torch uses while sampling (None: torch's setting). Tiny models run fastest on 1."""
+        self.tokenizer = tokenizer
+        self._model = model
+        self.version = 0
+        eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos.update([gen_eos] if isinstance(gen_eos, int) else (gen_eos or []))
+        if not eos:
+            raise ConfigError("the tokenizer and generation config define no end-of-sequence token")
+        self.eos_ids = frozenset(eos)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+        params = inspect.signature(model.forward).parameters  # transformers 5 renamed the KV cache
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, device: str = "cpu", dtype: str = "float32", num_threads: int | None = None
+    ) -> HFPolicy:
+        tokenizer, model = load_tokenizer_and_model(path, device=device, dtype=dtype)
+        return cls(model, tokenizer, name=f"hf:{path}", num_threads=num_threads)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._model.parameters()).device
+
+    def update_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``state_dict`` (full or partial) into the model and bump :attr:`version`."""
+        own = self._model.state_dict()
+        unknown = sorted(set(state_dict) - set(own))
+        if unknown:
+            raise ConfigError(
+                f"update_weights got {len(unknown)} unknown parameter names, e.g. {unknown[:3]}"
+            )
+        with torch.no_grad():
+            for key, value in state_dict.items():
+                if own[key].shape != value.shape:
+                    raise ConfigError(
+                        f"update_weights: {key} has shape {tuple(value.shape)}, "
+                        f"expected {tuple(own[key].shape)}"
+                    )
+                own[key].copy_(value)
+        self.version += 1
+
+    # ---- sampling ---------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]:
+        """``len(prompts) * params.n`` completions, prompt-major."""
+        if not prompts:
+            return []
+        if any(len(p) == 0 for p in prompts):
+            raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
+        rows = [list(p) for p in prompts for _ in range(params.n)]
+        threads = torch.get_num_threads()
+        try:
+            if self.num_threads:
+                torch.set_num_threads(self.num_threads)
+            with torch.inference_mode():
+                return self._sample(rows, params)
+        except torch.OutOfMemoryError as exc:
+            raise PolicyError(f"out of memory sampling a batch of {len(rows)} prompts: {exc}") from exc
+        finally:
+            torch.set_num_threads(threads)
+
+    def _sample(self, rows: list[list[int]], params: SamplingParams) -> list[Completion]:
+        device = self.device
+        batch, width = len(rows), max(len(r) for r in rows)
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(params.seed if params.seed is not None else torch.seed() % 2**63)
+
+        out_ids: list[list[int]] = [[] for _ in range(batch)]
+        out_lp: list[list[float]] = [[] for _ in range(batch)]
+        out_ent: list[list[float]] = [[] for _ in range(batch)]
+        out_top: list[list[tuple[tuple[int, float], ...]]] = [[] for _ in range(batch)]
+        finish: list[str | None] = [None] * batch
+        eos = torch.tensor(sorted(self.eos_ids), device=device)
+
+        result = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        past = self._cache_of(result)
+        next_pos = positions[:, -1:] + 1
+        for _ in range(params.max_new_tokens):
+            logits = result.logits[:, -1, :].float()
+            tokens, logprobs, dist = self._pick(logits, params, generator)
+            alive = [i for i in range(batch) if finish[i] is None]
+            ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
+            top = dist.topk(params.top_logprobs, dim=-1) if params.top_logprobs else None
+            tok_list, lp_list = tokens.tolist(), logprobs.tolist()
+            is_eos = torch.isin(tokens, eos).tolist()
+            for i in alive:
+                out_ids[i].append(tok_list[i])
+                out_lp[i].append(lp_list[i])
+                if ent is not None:
+                    out_ent[i].append(float(ent[i]))
+                if top is not None:
+                    pairs = zip(top.indices[i].tolist(), top.values[i].tolist(), strict=True)
+                    out_top[i].append(tuple(pairs))
+                if is_eos[i] or (params.stop and self._hits_stop(out_ids[i], params.stop)):
+                    finish[i] = "stop"
+            if all(f is not None for f in finish):
+                break
+            feed = torch.tensor(
+                [tok_list[i] if finish[i] is None else self.pad_id for i in range(batch)], device=device
+            )
+            mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=device)], dim=-1)
+            result = self._model(
+                input_ids=feed[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True,
+                **{self._cache_kw: past},
+            )  # fmt: skip
+            past = self._cache_of(result)
+            next_pos = next_pos + 1
+        return [
+            Completion(
+                token_ids=tuple(out_ids[i]),
+                logprobs=tuple(out_lp[i]),
+                text=self.tokenizer.decode(out_ids[i], skip_special_tokens=True),
+                finish_reason="stop" if finish[i] == "stop" else "length",
+                entropies=tuple(out_ent[i]),
+                top_logprobs=tuple(out_top[i]),
+            )
+            for i in range(batch)
+        ]
+
+    @staticmethod
+    def _cache_of(result: Any) -> Any:
+        return result["cache"] if "cache" in result else result["past_key_values"]
+
+    @staticmethod
+    def _pick(
+        logits: torch.Tensor, params: SamplingParams, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sampled tokens, their log-probs and the full log-prob rows they came from."""
+        if params.temperature == 0:
+            dist = torch.log_softmax(logits, dim=-1)
+            tokens = dist.argmax(-1)
+        else:
+            dist = torch.log_softmax(logits / params.temperature, dim=-1)
+            probs = dist.exp()
+            if params.top_p < 1.0:
+                sorted_p, order = probs.sort(dim=-1, descending=True)
+                before = sorted_p.cumsum(-1) - sorted_p  # mass of the strictly more likely tokens
+                sorted_p = sorted_p.masked_fill(before >= params.top_p, 0.0)
+                probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return tokens, dist.gather(-1, tokens[:, None]).squeeze(-1), dist
+
+    def _hits_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
+        tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False)
+        return any(s in tail for s in stop)
+
+
+def sequence_logprobs(
+    model: torch.nn.Module, prompt: Sequence[int], completion: Sequence[int], temperature: float = 1.0
+) -> torch.Tensor:
+    """Log-probs of ``completion`` after ``prompt`` from one plain forward pass (no cache, no pad).
+
+    The reference the trainer recomputes and the tests compare :class:`HFPolicy`'s numbers to.
+    """
+    ids = torch.tensor([list(prompt) + list(completion)], device=next(model.parameters()).device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+    scale = temperature if temperature > 0 else 1.0
+    dist = torch.log_softmax(logits / scale, dim=-1)
+    return dist.gather(-1, torch.tensor(list(completion), device=ids.device)[:, None]).squeeze(-1)
