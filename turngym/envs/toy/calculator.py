@@ -45,6 +45,8 @@ _MAX_MAGNITUDE = 10**18
 
 def _evaluate(node: ast.AST) -> int | float:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if abs(node.value) > _MAX_MAGNITUDE:
+            raise ValueError(f"number magnitude over {_MAX_MAGNITUDE:.0e}")
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _evaluate(node.operand)

@@ -2,9 +2,10 @@
 
 Task ``k`` of a split is a ``size × size`` grid of rooms whose doors form a random spanning tree
 (plus a few extra doors), drawn from a generator seeded by ``(split, k)``; the start and treasure
-rooms are drawn from the same generator. Every room has a fixed name, so an observation names the
-state exactly and trajectories of one group revisit the same states often — the anchors that
-GiGPO and SALT group on.
+rooms are drawn from the same generator. Every room has a fixed name, so the anchor
+``(task_id, room)`` names the state exactly (an invalid action, whose observation is prefixed with
+what went wrong, leaves it unchanged) and trajectories of one group revisit the same states often —
+the anchors that GiGPO and SALT group on.
 
 Observation: ``You are in the <room>. Exits: north, east. The treasure is 2 rooms south and
 1 room west.`` Actions: ``go <direction>`` for an open exit (the admissible actions). A wall or an
@@ -110,6 +111,10 @@ class MazeEnv(TextEnv):
             f"{prefix}You are in the {self._room(self._pos)}. Exits: {', '.join(self._exits())}. "
             f"The treasure is {hint}."
         )
+
+    def anchor(self) -> tuple[int, str]:
+        """``(task_id, room)``: the whole state, since the maze of a task is fixed."""
+        return (int(self.task_id), self._room(self._pos))
 
     def admissible_actions(self) -> list[str]:
         return [f"go {d}" for d in self._exits()]
