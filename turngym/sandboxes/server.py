@@ -74,7 +74,7 @@ def create_sandbox_app(
 ) -> FastAPI:
     """An app that runs SandboxFusion-shaped requests on ``sandbox``."""
     app = FastAPI(title="turngym sandbox")
-    slots = Slots(max_concurrency)
+    slots = app.state.slots = Slots(max_concurrency)
     executor = socket.gethostname()
 
     def busy() -> JSONResponse:
