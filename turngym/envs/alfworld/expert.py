@@ -11,8 +11,8 @@ to a receptacle that can hold it. Each task takes at most about a dozen commands
 
 from __future__ import annotations
 
-from turngym.envs.alfworld.vocab import CAN_CONTAIN, TRANSFORM
 from turngym.envs.alfworld.sim import Simulator
+from turngym.envs.alfworld.vocab import CAN_CONTAIN, TRANSFORM
 
 
 def _reach(sim: Simulator, r: int) -> str | None:

@@ -18,11 +18,14 @@ grammar (``alfred.twl2``), as summarised in research note §2.3-2.4:
   ``help``.
 
 Success is the task's PDDL goal (see :meth:`Simulator.won`). Objects keep a list of their
-receptacle's contents in the order they were put there; descriptions list them in that order.
+receptacle's contents in the engine's listing order: by type, then by number from the highest down
+(the order of ALFWorld's sorted PDDL ids, which the exporter reproduces); the room list at the
+start follows the same order.
 """
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable
 
 from turngym.envs.alfworld.vocab import (
@@ -40,7 +43,7 @@ from turngym.envs.alfworld.world import Household, type_of
 
 NOTHING = "Nothing happens."
 HELP = (
-    "\nAvailable commands:\n"
+    "Available commands:\n"
     "  look:                             look around your current location\n"
     "  inventory:                        check your current inventory\n"
     "  go to (receptacle):               move to a receptacle\n"
@@ -57,6 +60,16 @@ HELP = (
 )
 APPLIANCE_VERB = {"microwave": "heat", "fridge": "cool", "sinkbasin": "clean"}
 VERB_SET = {"heat": HEATABLE, "cool": COOLABLE, "clean": CLEANABLE}
+
+
+def _engine_order(names: tuple[str, ...]) -> list[int]:
+    """Each name's position when the engine lists things: by type, then by number *descending*
+    (ALFWorld numbers the sorted PDDL ids of a type from the highest number down)."""
+    order = sorted(range(len(names)), key=lambda i: (type_of(names[i]), -int(names[i].rsplit(" ", 1)[1])))
+    rank = [0] * len(names)
+    for position, i in enumerate(order):
+        rank[i] = position
+    return rank
 
 
 def listing(names: list[str]) -> str:
@@ -83,12 +96,21 @@ class Simulator:
         self._goto = tuple(f"go to {r}" for r in self.rnames)
         self._r_by_name = {r: i for i, r in enumerate(self.rnames)}
         self._o_by_name = {o: i for i, o in enumerate(self.onames)}
+        self._rank = _engine_order(self.onames)
+        self._room_list = listing(
+            [
+                self.rnames[r]
+                for r in sorted(range(len(self.rnames)), key=_engine_order(self.rnames).__getitem__)
+            ]
+        )
         self.loc = -1
         self.held = -1
         self.where = list(house.placement)
         self.contents: list[list[int]] = [[] for _ in self.rnames]
         for o, r in enumerate(house.placement):
             self.contents[r].append(o)
+        for c in self.contents:
+            c.sort(key=self._rank.__getitem__)
         self.opened = [False] * len(self.rnames)
         n = len(self.onames)
         self.clean, self.hot, self.cool = [False] * n, [False] * n, [False] * n
@@ -101,8 +123,7 @@ class Simulator:
 
     def look(self) -> str:
         if self.loc < 0:
-            rooms = listing(list(self.rnames))
-            return f"You are in the middle of a room. Looking quickly around you, you see {rooms}."
+            return f"You are in the middle of a room. Looking quickly around you, you see {self._room_list}."
         return f"You are facing the {self.rnames[self.loc]}. Next to it, you see nothing."
 
     def describe(self, r: int) -> str:
@@ -155,7 +176,8 @@ class Simulator:
             "look": self.look,
         }
         for r, text in enumerate(self._goto):
-            cmds[text] = lambda r=r: self._go(r)
+            if r != self.loc:
+                cmds[text] = lambda r=r: self._go(r)
         held, r = self.held, self.loc
         if held >= 0:
             cmds[f"examine {self.onames[held]}"] = lambda: self.describe_object(held)
@@ -170,10 +192,8 @@ class Simulator:
                     cmds[f"open {name}"] = self._open
             for o in self.contents[r]:
                 oname = self.onames[o]
-                if reachable:
-                    cmds[f"examine {oname}"] = lambda o=o: self.describe_object(o)
-                    if held < 0 and self.pickupable[o]:
-                        cmds[f"take {oname} from {name}"] = lambda o=o: self._take(o)
+                if reachable and held < 0 and self.pickupable[o]:
+                    cmds[f"take {oname} from {name}"] = lambda o=o: self._take(o)
                 if self.otypes[o] in LAMPS:
                     cmds[f"use {oname}"] = lambda o=o: self._use(o)
                 if held >= 0 and self.otypes[held] in KNIVES and self.otypes[o] in SLICEABLE:
@@ -232,7 +252,7 @@ class Simulator:
 
     def _move(self) -> str:
         o, r = self.held, self.loc
-        self.contents[r].append(o)
+        insort(self.contents[r], o, key=self._rank.__getitem__)
         self.where[o], self.held, self._cache = r, -1, None
         if self.put_wording:
             return f"You put the {self.onames[o]} in/on the {self.rnames[r]}."
