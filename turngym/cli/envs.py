@@ -49,6 +49,17 @@ def make_env(env_id: str, options: dict[str, Any]) -> TextEnv:
         raise ConfigError(f"cannot build {env_id} with options {options}: {exc}") from exc
 
 
+def prepare_output(path: Path) -> None:
+    """Create ``path``'s directory and check the file can be written, before any work is done."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write trajectories to {path}: {exc.strerror or exc}; choose a writable --out path"
+        ) from exc
+
+
 def envs() -> None:
     """List the registered environments."""
     table = Table("id", "description", title="turngym environments")
@@ -113,6 +124,8 @@ def evaluate(
     """Evaluate an agent on an environment and print success rate, return and turns."""
     if agent not in BASELINES:
         raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(BASELINES)}")
+    if out is not None:
+        prepare_output(out)
     env = make_env(env_id, parse_options(option))
     trajectories = [run_episode(env, env_id, agent, seed=seed + i, task_id=i) for i in range(episodes)]
     env.close()
