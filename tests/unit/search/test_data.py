@@ -76,7 +76,11 @@ def test_load_qa_flashrag_jsonl(tmp_path: Path) -> None:
     path = _write_lines(
         tmp_path / "test.jsonl",
         [
-            {"id": "test_0", "question": "who wrote hamlet", "golden_answers": ["Shakespeare", "W. Shakespeare"]},
+            {
+                "id": "test_0",
+                "question": "who wrote hamlet",
+                "golden_answers": ["Shakespeare", "W. Shakespeare"],
+            },
             {"id": "test_1", "question": "capital of france?", "golden_answers": "Paris", "metadata": {}},
         ],
     )
@@ -120,7 +124,11 @@ def test_load_qa_search_r1_parquet(tmp_path: Path) -> None:
         ("Ilsa Quorven",),
         "nq",
     )
-    assert (second.id, second.question, second.golden_answers) == ("q9", "when was Velmora founded", ("1874",))
+    assert (second.id, second.question, second.golden_answers) == (
+        "q9",
+        "when was Velmora founded",
+        ("1874",),
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ Queries rarely repeat word for word, so GiGPO's search setting also groups *simi
 as text, and :func:`group_similar_anchors` assigns group ids greedily — each anchor joins the first
 earlier group whose first member is at least ``threshold`` similar, else it opens a new group.
 Example: ``("capital of ostravia",)`` and ``("ostravia capital",)`` with the same information block
-and threshold 0.9 land in one group; a different information block separates them.
+and threshold 0.85 land in one group (similarity 0.897); a different information block separates them.
 """
 
 from __future__ import annotations
