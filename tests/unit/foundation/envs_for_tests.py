@@ -150,3 +150,9 @@ class NotATextEnv(gymnasium.Env[str, str]):
     def __init__(self) -> None:
         self.observation_space = gymnasium.spaces.Text(10)
         self.action_space = gymnasium.spaces.Text(10)
+
+
+class NeedsMissingModuleEnv(CounterEnv):
+    """Declares an optional dependency that is not installed."""
+
+    requires = ("turngym_absent_dependency",)
