@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from turngym.cli import envs as envs_cmds
+from turngym.cli import retriever as retriever_cmds
 from turngym.cli import serve as serve_cmds
 from turngym.errors import TurngymError
 
@@ -31,6 +32,7 @@ app.command("check")(envs_cmds.check)
 app.command("play")(envs_cmds.play)
 app.command("eval")(envs_cmds.evaluate)
 serve_app.command("tools")(serve_cmds.serve_tools)
+serve_app.command("retriever")(retriever_cmds.serve_retriever)
 serve_app.command("env")(serve_cmds.serve_env)
 
 
