@@ -52,6 +52,7 @@ def test_hostile_code_is_contained(sandbox: LocalSandbox, listener: socket.socke
     assert result.status in case.statuses, result
     assert elapsed < case.deadline_s
     case.check(result)
+    assert result.truncated == (name == "print_100mb")
     if case.name == "network":
         with pytest.raises(BlockingIOError):
             listener.accept()
