@@ -14,6 +14,7 @@ from rich.console import Console
 
 from turngym.cli import envs as envs_cmds
 from turngym.cli import retriever as retriever_cmds
+from turngym.cli import sandbox as sandbox_cmds
 from turngym.cli import serve as serve_cmds
 from turngym.errors import TurngymError
 
@@ -34,6 +35,7 @@ app.command("eval")(envs_cmds.evaluate)
 serve_app.command("tools")(serve_cmds.serve_tools)
 serve_app.command("retriever")(retriever_cmds.serve_retriever)
 serve_app.command("env")(serve_cmds.serve_env)
+serve_app.command("sandbox")(sandbox_cmds.serve_sandbox)
 
 
 def main() -> None:
