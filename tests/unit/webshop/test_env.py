@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.webshop.records import write_files
 from turngym.agents.baselines import run_episode
+from turngym.envs import make
 from turngym.envs.checker import check_env
 from turngym.envs.webshop.env import WebShopEnv
 from turngym.errors import ConfigError
@@ -205,3 +206,10 @@ def test_bad_settings_are_config_errors(tmp_path: Path, cache: str) -> None:
     env = WebShopEnv(num_products=200, split="all", cache_dir=cache)
     with pytest.raises(ConfigError, match=r"task_id must be an int in \[0, 200\)"):
         env.reset(options={"task_id": 200})
+
+
+def test_registered_env_passes_check_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURNGYM_CACHE_DIR", str(tmp_path))
+    env = make("turngym/WebShop-v0")
+    assert isinstance(env, WebShopEnv) and env.max_turns == 15 and env.num_tasks == 1500  # 3000 goals, train
+    check_env(env, make_fresh=lambda: make("turngym/WebShop-v0"))
