@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import importlib.util
 import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
+from gymnasium.envs.registration import load_env_creator
 
 from turngym.envs.core import TextEnv
 from turngym.errors import RegistryError, UnknownEnvError
@@ -99,6 +101,38 @@ def spec(id: str) -> EnvInfo:
     close = difflib.get_close_matches(id, list(_REGISTERED), n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownEnvError(f"no environment registered as {id!r}.{hint} Run `turngym envs` to list them.")
+
+
+def env_class(id: str) -> type:
+    """The class registered as ``id``, imported but not instantiated (e.g. to read ``requires``)."""
+    spec(id)
+    entry_point = gymnasium.spec(id).entry_point
+    if not isinstance(entry_point, str):
+        raise RegistryError(f"{id!r} was registered with a callable; register a 'package.module:ClassName'")
+    return load_env_creator(entry_point)
+
+
+def missing_requirements(id: str) -> list[str]:
+    """Modules that ``id`` needs and this Python cannot import (empty when it can run here).
+
+    These are the modules in the class's ``requires`` that are not installed, or the missing module
+    that the env's own module imports at its top. A missing ``turngym`` module is a broken entry
+    point, not a missing extra, and raises.
+    """
+    try:
+        cls = env_class(id)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] == "turngym":
+            raise
+        return [exc.name]
+    return [m for m in getattr(cls, "requires", ()) if not _importable(m)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
 
 
 def make(id: str, **kwargs: Any) -> TextEnv:

@@ -155,4 +155,4 @@ class NotATextEnv(gymnasium.Env[str, str]):
 class NeedsMissingModuleEnv(CounterEnv):
     """Declares an optional dependency that is not installed."""
 
-    requires = ("turngym_absent_dependency",)
+    requires = ("json", "turngym_absent_dependency", "turngym_absent_package.sub")

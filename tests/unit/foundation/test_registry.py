@@ -109,3 +109,30 @@ def test_make_refuses_an_env_that_is_not_a_text_env(registered: list[str]) -> No
 def test_bad_constructor_argument_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
         turngym.make("turngym/Maze-v0", colour="red")
+
+
+def test_env_class_is_loaded_without_building_an_env() -> None:
+    assert registration.env_class("turngym/Maze-v0") is MazeEnv
+
+
+def test_missing_requirements_come_from_the_class(registered: list[str]) -> None:
+    turngym.register("testns/NeedsMissing-v0", "tests.unit.foundation.envs_for_tests:NeedsMissingModuleEnv")
+    registered.append("testns/NeedsMissing-v0")
+    assert registration.missing_requirements("testns/NeedsMissing-v0") == [
+        "turngym_absent_dependency",
+        "turngym_absent_package.sub",
+    ]
+    assert registration.missing_requirements("turngym/Maze-v0") == []
+
+
+def test_a_module_missing_at_import_is_a_missing_requirement(registered: list[str]) -> None:
+    turngym.register("testns/ImportsMissing-v0", "tests.unit.foundation.imports_missing:Env")
+    registered.append("testns/ImportsMissing-v0")
+    assert registration.missing_requirements("testns/ImportsMissing-v0") == ["turngym_absent_dependency"]
+
+
+def test_a_broken_turngym_entry_point_is_an_error_not_a_missing_extra(registered: list[str]) -> None:
+    turngym.register("testns/Broken-v0", "turngym.envs.no_such_family:Env")
+    registered.append("testns/Broken-v0")
+    with pytest.raises(ModuleNotFoundError, match=r"turngym\.envs\.no_such_family"):
+        registration.missing_requirements("testns/Broken-v0")
