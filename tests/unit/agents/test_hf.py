@@ -1,0 +1,127 @@
+"""The hf backend: exact log-probs under padding, seeded determinism, stops, weights updates."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from turngym.agents.hf import HFPolicy, sequence_logprobs
+from turngym.agents.policy import SamplingParams, TrainablePolicy
+from turngym.errors import ConfigError, PolicyError
+
+
+def _prompts(tokenizer: Any) -> list[list[int]]:
+    texts = ["hello", "You are in the library. Exits: south, east. The treasure is 2 rooms west.", "go"]
+    return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+
+
+def test_is_a_trainable_policy(tiny_policy: HFPolicy) -> None:
+    assert isinstance(tiny_policy, TrainablePolicy)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
+def test_logprobs_match_a_separate_forward_pass_with_padding(
+    tiny_policy: HFPolicy, temperature: float
+) -> None:
+    prompts = _prompts(tiny_policy.tokenizer)
+    assert len({len(p) for p in prompts}) == 3  # rows of different lengths: the batch is left-padded
+    params = SamplingParams(n=2, temperature=temperature, max_new_tokens=12, seed=5)
+    completions = tiny_policy.generate(prompts, params)
+    assert len(completions) == 6
+    for i, completion in enumerate(completions):
+        assert len(completion.token_ids) == len(completion.logprobs) > 0
+        reference = sequence_logprobs(tiny_policy.model, prompts[i // 2], completion.token_ids, temperature)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_same_seed_same_tokens_other_seed_other_tokens(tiny_policy: HFPolicy) -> None:
+    prompts = _prompts(tiny_policy.tokenizer)
+    a = tiny_policy.generate(prompts, SamplingParams(max_new_tokens=10, seed=1))
+    b = tiny_policy.generate(prompts, SamplingParams(max_new_tokens=10, seed=1))
+    c = tiny_policy.generate(prompts, SamplingParams(max_new_tokens=10, seed=2))
+    assert [x.token_ids for x in a] == [x.token_ids for x in b]
+    assert [x.token_ids for x in a] != [x.token_ids for x in c]
+
+
+def test_greedy_equals_a_tiny_nucleus(tiny_policy: HFPolicy) -> None:
+    prompts = _prompts(tiny_policy.tokenizer)
+    greedy = tiny_policy.generate(prompts, SamplingParams(temperature=0, max_new_tokens=8))
+    nucleus = tiny_policy.generate(prompts, SamplingParams(top_p=1e-6, max_new_tokens=8, seed=9))
+    assert [g.token_ids for g in greedy] == [n.token_ids for n in nucleus]
+    with torch.no_grad():
+        first = tiny_policy.model(torch.tensor([prompts[0]])).logits[0, -1]
+    assert greedy[0].token_ids[0] == int(first.argmax())
+
+
+def test_entropies_and_top_logprobs(tiny_policy: HFPolicy) -> None:
+    prompt = _prompts(tiny_policy.tokenizer)[1]
+    params = SamplingParams(temperature=0.5, max_new_tokens=4, seed=3, entropies=True, top_logprobs=3)
+    (completion,) = tiny_policy.generate([prompt], params)
+    with torch.no_grad():
+        logits = tiny_policy.model(torch.tensor([prompt])).logits[0, -1].float() / 0.5
+    dist = torch.log_softmax(logits, -1)
+    expected_entropy = float(-(dist.exp() * dist).sum())
+    assert math.isclose(completion.entropies[0], expected_entropy, abs_tol=1e-4)
+    top = completion.top_logprobs[0]
+    assert [t for t, _ in top] == dist.topk(3).indices.tolist()
+    assert all(math.isclose(lp, float(dist[t]), abs_tol=1e-5) for t, lp in top)
+    assert len(completion.entropies) == len(completion.top_logprobs) == len(completion.token_ids)
+
+
+def test_stops_at_eos_and_reports_length_otherwise(tiny_policy: HFPolicy) -> None:
+    eos = next(iter(tiny_policy.eos_ids))
+    with torch.no_grad():  # make the end-of-turn token overwhelmingly likely
+        bias = torch.zeros(tiny_policy.model.config.vocab_size)
+        bias[eos] = 50.0
+        original = tiny_policy.model.lm_head.bias
+        tiny_policy.model.lm_head.bias = torch.nn.Parameter(bias)
+        try:
+            (done,) = tiny_policy.generate([[5, 6]], SamplingParams(max_new_tokens=5, seed=0))
+        finally:
+            tiny_policy.model.lm_head.bias = original
+    assert done.token_ids == (eos,) and done.finish_reason == "stop" and done.text == ""
+    (cut,) = tiny_policy.generate([[5, 6]], SamplingParams(temperature=0, max_new_tokens=3))
+    assert cut.finish_reason == "length" and len(cut.token_ids) == 3
+
+
+def test_stop_strings_end_a_sample(tiny_policy: HFPolicy) -> None:
+    (free,) = tiny_policy.generate([[5, 6, 7]], SamplingParams(temperature=0, max_new_tokens=12))
+    stop = tiny_policy.tokenizer.decode(free.token_ids[2:4])
+    (stopped,) = tiny_policy.generate(
+        [[5, 6, 7]], SamplingParams(temperature=0, max_new_tokens=12, stop=(stop,))
+    )
+    assert stopped.finish_reason == "stop"
+    assert stop in tiny_policy.tokenizer.decode(stopped.token_ids)
+    assert stopped.token_ids == free.token_ids[: len(stopped.token_ids)] and len(stopped.token_ids) <= 4
+
+
+def test_update_weights_changes_samples_and_bumps_version(tiny_dir: Any) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    before = policy.generate([[5, 6, 7]], SamplingParams(temperature=0, max_new_tokens=6))
+    state = {k: v * 3 for k, v in policy.model.state_dict().items() if k.endswith("mlp.down_proj.weight")}
+    policy.update_weights(state)
+    assert policy.version == 1
+    assert torch.equal(
+        policy.model.state_dict()["model.layers.0.mlp.down_proj.weight"],
+        state["model.layers.0.mlp.down_proj.weight"],
+    )
+    after = policy.generate([[5, 6, 7]], SamplingParams(temperature=0, max_new_tokens=6))
+    assert before[0].logprobs != pytest.approx(after[0].logprobs, abs=1e-3)
+    with pytest.raises(ConfigError, match="unknown parameter names"):
+        policy.update_weights({"nope.weight": torch.zeros(1)})
+    with pytest.raises(ConfigError, match="has shape"):
+        policy.update_weights({"model.norm.weight": torch.zeros(3)})
+    assert policy.version == 1
+
+
+def test_bad_inputs(tiny_policy: HFPolicy) -> None:
+    assert tiny_policy.generate([], SamplingParams()) == []
+    with pytest.raises(PolicyError, match="empty prompt"):
+        tiny_policy.generate([[]], SamplingParams())
+    with pytest.raises(ConfigError, match="top_p"):
+        SamplingParams(top_p=0)
+    with pytest.raises(ConfigError, match="temperature"):
+        SamplingParams(temperature=-1)
