@@ -17,6 +17,11 @@ def register_builtin_envs() -> None:
         description="Find the treasure in a maze of named rooms (toy; many repeated states)",
     )
     register(
+        "turngym/Code-v0",
+        "turngym.envs.code.env:CodeEnv",
+        description="Programming tasks: a sandboxed python tool, then a submission graded by hidden tests",
+    )
+    register(
         "turngym/Calculator-v0",
         "turngym.envs.toy.calculator:CalculatorEnv",
         description="Arithmetic word problems solved by calling a calculator tool (toy tool use)",
