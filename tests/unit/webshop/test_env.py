@@ -203,6 +203,8 @@ def test_bad_settings_are_config_errors(tmp_path: Path, cache: str) -> None:
     write_files(tmp_path)
     with pytest.raises(ConfigError, match="split 'train' of this catalog holds no goals"):
         WebShopEnv(data_dir=str(tmp_path), goals="synthetic", split="train", cache_dir=cache)
+    with pytest.raises(ConfigError, match="nouns must be 'heuristic' or 'spacy', got 'nltk'"):
+        WebShopEnv(num_products=200, split="all", cache_dir=cache, nouns="nltk")
     env = WebShopEnv(num_products=200, split="all", cache_dir=cache)
     with pytest.raises(ConfigError, match=r"task_id must be an int in \[0, 200\)"):
         env.reset(options={"task_id": 200})

@@ -5,6 +5,8 @@ score = (n_att + n_opt + [price <= upper]) / (|attributes| + |goal options| + 1)
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from turngym.envs.webshop.catalog import Goal, Product
@@ -13,8 +15,10 @@ from turngym.envs.webshop.reward import (
     heuristic_nouns,
     normalize_color,
     purchase_reward,
+    spacy_nouns,
     type_reward,
 )
+from turngym.errors import ConfigError
 
 SHOES = Product(
     asin="B000000001",
@@ -169,3 +173,11 @@ def test_fuzz_score_processes_like_thefuzz() -> None:
     assert fuzz_score("Black/White", "white black") == 100
     assert fuzz_score("café", "caf") == 100  # non-ASCII dropped
     assert fuzz_score("anything", "") == 0
+
+
+def test_spacy_nouns_load_the_model_or_say_how_to_install_it() -> None:
+    if importlib.util.find_spec("spacy") is None or importlib.util.find_spec("en_core_web_sm") is None:
+        with pytest.raises(ConfigError, match="install both"):
+            spacy_nouns()
+    else:
+        assert "shoes" in spacy_nouns()("Trail Running Shoes")

@@ -27,8 +27,9 @@ The field handling follows WebShop's ``engine.load_products`` and ``goal.get_goa
 * The goal list is shuffled with ``random.seed(233)``; splits by index: test ``[0, 500)``, eval
   ``[500, 1500)``, train ``[1500, N)``.
 
-One deliberate difference: WebShop draws sampled prices and price bounds from the unseeded global
-generator; here they come from ``random.Random(price_seed)`` so a catalog is reproducible.
+Two deliberate differences: WebShop draws sampled prices and price bounds from the unseeded global
+generator, here they come from ``random.Random(price_seed)`` so a catalog is reproducible; and a
+product missing from ``items_ins_v2`` gets no synthetic goal (the original stops with a KeyError).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -236,11 +237,7 @@ def synthetic_goals(
                 )
             )
     counts = Counter(a for g in goals for a in g.attributes)
-    return [_with_weight(g, sum(1.0 / counts[a] for a in g.attributes) / len(g.attributes)) for g in goals]
-
-
-def _with_weight(goal: Goal, weight: float) -> Goal:
-    return Goal(**{**goal.__dict__, "weight": weight})
+    return [replace(g, weight=sum(1.0 / counts[a] for a in g.attributes) / len(g.attributes)) for g in goals]
 
 
 def split_goals(goals: Sequence[Goal], split: str) -> list[Goal]:

@@ -14,8 +14,10 @@ as in ReAct and verl-agent.
 Data: ``data_dir=None`` uses the generated catalog (:mod:`turngym.envs.webshop.generate`);
 otherwise the real files in ``data_dir`` (``small=True`` for the ``_1000`` files). ``goals`` picks
 human or synthetic goals and ``split`` one of test ``[0,500)``, eval ``[500,1500)``, train
-``[1500,N)`` or all of the shuffled goals. Catalogs are loaded once per process and the search
-index once per catalog (cached on disk in ``cache_dir``).
+``[1500,N)`` or all of the shuffled goals. ``nouns='spacy'`` tags title nouns with spaCy's
+``en_core_web_sm`` as the original reward does (default: a heuristic, see the reward module).
+Catalogs are loaded once per process and the search index once per catalog (cached on disk in
+``cache_dir``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from turngym.envs.webshop.files import load_catalog
 from turngym.envs.webshop.generate import generate_records
 from turngym.envs.webshop.html import render_page
 from turngym.envs.webshop.pages import PageKind, Shop
+from turngym.envs.webshop.reward import heuristic_nouns, spacy_nouns
 from turngym.envs.webshop.search import ProductSearch
 from turngym.errors import ConfigError
 
@@ -71,6 +74,7 @@ class WebShopEnv(TextEnv):
         small: bool = False,
         num_products: int | None = None,
         cache_dir: str | None = None,
+        nouns: str = "heuristic",
         max_turns: int = 15,
         **kwargs: Any,
     ) -> None:
@@ -82,6 +86,9 @@ class WebShopEnv(TextEnv):
                 f"split {split!r} of this catalog holds no goals ({len(self.catalog.goals)} in all); "
                 "choose split='all' or a larger catalog"
             )
+        if nouns not in ("heuristic", "spacy"):
+            raise ConfigError(f"nouns must be 'heuristic' or 'spacy', got {nouns!r}")
+        self._nouns = heuristic_nouns if nouns == "heuristic" else spacy_nouns()
         self.engine = cached_search(self.catalog, cache_dir)
         self.shop: Shop | None = None
 
@@ -106,7 +113,7 @@ class WebShopEnv(TextEnv):
     def _reset(self, task_id: Any) -> str:
         if not isinstance(task_id, int | np.integer) or not 0 <= int(task_id) < len(self.goals):
             raise ConfigError(f"task_id must be an int in [0, {len(self.goals)}), got {task_id!r}")
-        self.shop = Shop(self.catalog, self.engine, self.goals[int(task_id)])
+        self.shop = Shop(self.catalog, self.engine, self.goals[int(task_id)], self._nouns)
         return self.shop.text()
 
     def _step(self, action: str) -> StepOutcome:

@@ -18,9 +18,9 @@ For a bought product P at shown price p with chosen options O, and a goal G::
 Fuzzy scores follow ``thefuzz``: both strings go through its full processing (non-ASCII dropped,
 lowercased, non-alphanumerics to spaces) and the score is rounded to an integer; ``rapidfuzz``
 computes it. Nouns: the original tags titles with spaCy's ``en_core_web_sm`` (NOUN/PROPN), which
-needs a model download; :func:`heuristic_nouns` stands in (word tokens minus stopwords, numbers
-and common adjectives), so ``title_score`` can differ from the original on some titles. Pass
-``nouns=`` to use another tagger.
+needs a model download; :func:`heuristic_nouns` stands in by default (word tokens minus stopwords,
+numbers and common adjectives), so ``title_score`` can differ from the original on some titles.
+:func:`spacy_nouns` gives the original tagging where spaCy and its model are installed.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz, utils
 
 from turngym.envs.webshop.catalog import Goal, GoalOption, Product
+from turngym.errors import ConfigError
 
 COLOR_SET = (
     "alabaster apricot aqua ash asphalt azure banana beige black blue blush bordeaux bronze brown burgundy "
@@ -62,6 +64,25 @@ def heuristic_nouns(title: str) -> list[str]:
     """Word tokens of ``title`` that are not stopwords, numbers or common adjectives (lowercased)."""
     words = re.findall(r"[a-z][a-z']*", title.lower())
     return [w for w in words if w not in _STOPWORDS and w not in _ADJECTIVES and len(w) > 1]
+
+
+@lru_cache(maxsize=2)
+def spacy_nouns(model: str = "en_core_web_sm") -> Callable[[str], list[str]]:
+    """The original noun extraction: tokens spaCy tags NOUN or PROPN (``model`` must be installed)."""
+    try:
+        import spacy
+
+        nlp = spacy.load(model)
+    except (ImportError, OSError) as exc:
+        raise ConfigError(
+            f"nouns='spacy' needs spaCy and its {model!r} model, which failed to load ({exc}); "
+            f"install both (pip install spacy, then the {model} package) or use nouns='heuristic'"
+        ) from exc
+
+    def nouns(title: str) -> list[str]:
+        return [t.text.lower() for t in nlp(title) if t.pos_ in ("PNOUN", "NOUN", "PROPN")]
+
+    return nouns
 
 
 def fuzz_score(a: object, b: object) -> int:
