@@ -38,8 +38,10 @@ def _fetch(sim: Simulator, candidates: list[int]) -> str:
 def _goal_receptacle(sim: Simulator) -> int:
     """The goal-type receptacle holding most target objects (ties: the first one)."""
     h = sim.house
-    options = [r for r, t in enumerate(sim.rtypes) if t == h.target]
-    return max(options, key=lambda r: (sum(sim.otypes[o] == h.obj for o in sim.contents[r]), -r))
+    return max(
+        sim.layout.goal_receptacles,
+        key=lambda r: (sum(sim.otypes[o] == h.obj for o in sim.contents[r]), -r),
+    )
 
 
 def expert_command(sim: Simulator) -> str:
@@ -49,9 +51,9 @@ def expert_command(sim: Simulator) -> str:
     if held >= 0 and sim.otypes[held] != h.obj:
         homes = [r for r, t in enumerate(sim.rtypes) if sim.otypes[held] in CAN_CONTAIN[t]]
         return _deliver(sim, min(homes, key=lambda r: (r != sim.loc, r)))
-    targets = [o for o, t in enumerate(sim.otypes) if t == h.obj]
+    targets = sim.layout.targets
     if h.task_type == 2:
-        lamp = next(o for o, t in enumerate(sim.otypes) if t == h.target)
+        lamp = sim.layout.lamps[0]
         if held < 0:
             return _fetch(sim, targets)
         if sim.loc != sim.where[lamp]:

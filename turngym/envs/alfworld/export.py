@@ -101,12 +101,12 @@ def pddl_problem(house: Household) -> str:
         *(f"{type_const(k, 'Type')} - otype" for k in okinds),
     ]
     init = [f"(atLocation agent1 {start})"]
-    for r, (rid, kind) in enumerate(zip(rids, rtypes)):
+    for r, (rid, kind) in enumerate(zip(rids, rtypes, strict=True)):
         init.append(f"(receptacleAtLocation {rid} {locs[r]})")
         init.append(f"(receptacleType {rid} {type_const(kind, 'Type')})")
         if kind in OPENABLE:
             init.append(f"(openable {rid})")
-    for oid, kind, r in zip(oids, otypes, house.placement):
+    for oid, kind, r in zip(oids, otypes, house.placement, strict=True):
         init += [
             f"(inReceptacle {oid} {rids[r]})",
             f"(objectAtLocation {oid} {locs[r]})",

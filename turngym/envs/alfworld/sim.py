@@ -25,8 +25,10 @@ start follows the same order.
 
 from __future__ import annotations
 
+import functools
 from bisect import insort
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from turngym.envs.alfworld.vocab import (
     CAN_CONTAIN,
@@ -81,36 +83,72 @@ def listing(names: list[str]) -> str:
     return ", ".join(f"a {n}" for n in names[:-1]) + f", and a {names[-1]}"
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What never changes in a household: names, types, flags, listing order, goal indices."""
+
+    rtypes: tuple[str, ...]
+    otypes: tuple[str, ...]
+    openable: tuple[bool, ...]
+    pickupable: tuple[bool, ...]
+    goto: tuple[str, ...]
+    rank: tuple[int, ...]
+    room_list: str
+    initial_contents: tuple[tuple[int, ...], ...]
+    goal_receptacles: tuple[int, ...]
+    """Receptacles of the goal type (empty for ``look`` tasks)."""
+    targets: tuple[int, ...]
+    """Objects of the goal object type."""
+    lamps: tuple[int, ...]
+    """Lamps of the goal lamp type (``look`` tasks only)."""
+
+
+@functools.lru_cache(maxsize=8192)
+def layout(house: Household) -> Layout:
+    rtypes = tuple(type_of(r) for r in house.receptacles)
+    otypes = tuple(type_of(o) for o in house.objects)
+    rank = _engine_order(house.objects)
+    rrank = _engine_order(house.receptacles)
+    contents: list[list[int]] = [[] for _ in rtypes]
+    for o, r in enumerate(house.placement):
+        contents[r].append(o)
+    look = house.task_type == 2
+    return Layout(
+        rtypes=rtypes,
+        otypes=otypes,
+        openable=tuple(t in OPENABLE for t in rtypes),
+        pickupable=tuple(t not in LAMPS for t in otypes),
+        goto=tuple(f"go to {r}" for r in house.receptacles),
+        rank=tuple(rank),
+        room_list=listing(sorted(house.receptacles, key=lambda n: rrank[house.receptacles.index(n)])),
+        initial_contents=tuple(tuple(sorted(c, key=rank.__getitem__)) for c in contents),
+        goal_receptacles=() if look else tuple(r for r, t in enumerate(rtypes) if t == house.target),
+        targets=tuple(o for o, t in enumerate(otypes) if t == house.obj),
+        lamps=tuple(o for o, t in enumerate(otypes) if look and t == house.target),
+    )
+
+
 class Simulator:
     """Mutable state of one household plus the command interpreter."""
 
     def __init__(self, house: Household, *, put_wording: bool = False) -> None:
         self.house = house
         self.put_wording = put_wording
-        self.rnames = house.receptacles
-        self.rtypes = tuple(type_of(r) for r in house.receptacles)
-        self.onames = house.objects
-        self.otypes = tuple(type_of(o) for o in house.objects)
-        self.openable = tuple(t in OPENABLE for t in self.rtypes)
-        self.pickupable = tuple(t not in LAMPS for t in self.otypes)
-        self._goto = tuple(f"go to {r}" for r in self.rnames)
-        self._r_by_name = {r: i for i, r in enumerate(self.rnames)}
-        self._o_by_name = {o: i for i, o in enumerate(self.onames)}
-        self._rank = _engine_order(self.onames)
-        self._room_list = listing(
-            [
-                self.rnames[r]
-                for r in sorted(range(len(self.rnames)), key=_engine_order(self.rnames).__getitem__)
-            ]
-        )
+        lay = self.layout = layout(house)
+        self.rnames, self.onames = house.receptacles, house.objects
+        self.rtypes, self.otypes = lay.rtypes, lay.otypes
+        self.openable, self.pickupable = lay.openable, lay.pickupable
+        self._goto = lay.goto
+        self._rank = lay.rank
+        self._room_list = lay.room_list
+        self._fixed: dict[str, Callable[[], str]] = {"help": lambda: HELP, "inventory": self.inventory}
+        self._fixed["look"] = self.look
+        self._fixed.update({text: functools.partial(self._go, r) for r, text in enumerate(self._goto)})
+        self._sorted: list[str] | None = None
         self.loc = -1
         self.held = -1
         self.where = list(house.placement)
-        self.contents: list[list[int]] = [[] for _ in self.rnames]
-        for o, r in enumerate(house.placement):
-            self.contents[r].append(o)
-        for c in self.contents:
-            c.sort(key=self._rank.__getitem__)
+        self.contents: list[list[int]] = [list(c) for c in lay.initial_contents]
         self.opened = [False] * len(self.rnames)
         n = len(self.onames)
         self.clean, self.hot, self.cool = [False] * n, [False] * n, [False] * n
@@ -170,15 +208,10 @@ class Simulator:
         """Admissible command -> its effect (a function returning the feedback); cached per state."""
         if self._cache is not None:
             return self._cache
-        cmds: dict[str, Callable[[], str]] = {
-            "help": lambda: HELP,
-            "inventory": self.inventory,
-            "look": self.look,
-        }
-        for r, text in enumerate(self._goto):
-            if r != self.loc:
-                cmds[text] = lambda r=r: self._go(r)
+        cmds = self._fixed.copy()
         held, r = self.held, self.loc
+        if r >= 0:
+            del cmds[self._goto[r]]
         if held >= 0:
             cmds[f"examine {self.onames[held]}"] = lambda: self.describe_object(held)
         if r >= 0:
@@ -212,7 +245,10 @@ class Simulator:
         return f"put {obj} in/on {recep}" if self.put_wording else f"move {obj} to {recep}"
 
     def admissible(self) -> list[str]:
-        return sorted(self.commands())
+        """The admissible commands, sorted (as TextWorld lists them); a fresh list each call."""
+        if self._sorted is None or self._cache is None:
+            self._sorted = sorted(self.commands())
+        return self._sorted.copy()
 
     def execute(self, command: str) -> tuple[str, bool]:
         """Run one command; returns ``(feedback, executed)`` (``executed`` is False for invalid ones)."""
@@ -280,18 +316,19 @@ class Simulator:
     # ---- goal and state ---------------------------------------------------------------------
     def won(self) -> bool:
         """The task's PDDL goal (research note §2.1) holds in the current state."""
-        h = self.house
-        kind, obj, target = h.task_type, h.obj, h.target
+        lay, kind, otypes, obj = self.layout, self.house.task_type, self.otypes, self.house.obj
         if kind == 2:
-            if self.held < 0 or self.otypes[self.held] != obj or self.loc < 0:
+            if self.held < 0 or otypes[self.held] != obj or self.loc < 0:
                 return False
-            return any(self.otypes[o] == target and self.toggled[o] for o in self.contents[self.loc])
+            here = self.loc
+            return any(self.toggled[o] and self.where[o] == here for o in lay.lamps)
         flag = {3: self.clean, 4: self.hot, 5: self.cool}.get(kind)
         need = 2 if kind == 6 else 1
-        for r, contents in enumerate(self.contents):
-            if self.rtypes[r] != target:
-                continue
-            found = sum(1 for o in contents if self.otypes[o] == obj and (flag is None or flag[o]))
+        for r in lay.goal_receptacles:
+            found = 0
+            for o in self.contents[r]:
+                if otypes[o] == obj and (flag is None or flag[o]):
+                    found += 1
             if found >= need:
                 return True
         return False
@@ -310,9 +347,3 @@ class Simulator:
             tuple(self.opened),
             flags,
         )
-
-    def receptacle_index(self, name: str) -> int:
-        return self._r_by_name[name]
-
-    def object_index(self, name: str) -> int:
-        return self._o_by_name[name]

@@ -15,6 +15,7 @@ room.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 SMALL = (
@@ -214,6 +215,7 @@ ROOM_OBJECTS: dict[str, frozenset[str]] = {
 """Object types found in each room kind (ALFRED scenes' typical contents)."""
 
 
+@functools.cache
 def objects_for_room(room: str) -> tuple[str, ...]:
     """Object types of ``room`` that fit some receptacle type of the room (sorted)."""
     kinds = {r for r, _, high in ROOMS[room].receptacles if high > 0}

@@ -122,15 +122,25 @@ def combos_for(split: str, task_types: tuple[int, ...]) -> tuple[Combo, ...]:
     return tuple(c for c in all_combos() if c[0] in task_types and combo_class(c) == wanted)
 
 
+@functools.lru_cache(maxsize=16)
+def _combos_by_type(split: str, task_types: tuple[int, ...]) -> dict[int, list[Combo]]:
+    by_type: dict[int, list[Combo]] = {}
+    for c in combos_for(split, task_types):
+        by_type.setdefault(c[0], []).append(c)
+    return by_type
+
+
+@functools.lru_cache(maxsize=8192)
 def generate(split: str, index: int, task_types: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) -> Household:
-    """Task ``index`` of ``split`` (deterministic; any non-negative index is a valid task)."""
+    """Task ``index`` of ``split`` (deterministic; any non-negative index is a valid task).
+
+    Results are cached (a :class:`Household` is immutable), so resetting to a task again is cheap.
+    """
     if index < 0:
         raise ConfigError(f"task index must be >= 0, got {index}")
-    combos = combos_for(split, tuple(sorted(set(task_types))))
-    rng = random.Random(f"alfworld/{split}/{index}/{','.join(map(str, sorted(set(task_types))))}")
-    by_type: dict[int, list[Combo]] = {}
-    for c in combos:
-        by_type.setdefault(c[0], []).append(c)
+    types = tuple(sorted(set(task_types)))
+    by_type = _combos_by_type(split, types)
+    rng = random.Random(f"alfworld/{split}/{index}/{','.join(map(str, types))}")
     kinds = sorted(by_type)
     task_id = rng.choices(kinds, weights=[TASK_BY_ID[k].weight for k in kinds])[0]
     task_id, obj, target, room = rng.choice(by_type[task_id])
