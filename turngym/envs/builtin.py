@@ -27,6 +27,16 @@ def register_builtin_envs() -> None:
         description="Arithmetic word problems solved by calling a calculator tool (toy tool use)",
     )
     register(
+        "turngym/ALFWorld-v0",
+        "turngym.envs.alfworld.env:ALFWorldEnv",
+        description="ALFWorld household tasks (6 types), generated procedurally and simulated in-process",
+    )
+    register(
+        "turngym/ALFWorld-TW-v0",
+        "turngym.envs.alfworld.tw_env:ALFWorldTWEnv",
+        description="ALFWorld game files (ours exported, or your own) played by the real TextWorld engine",
+    )
+    register(
         "turngym/Search-v0",
         "turngym.envs.search.env:SearchEnv",
         description="Search-R1-style retrieval QA: <search> a corpus with BM25, then <answer> (EM reward)",

@@ -21,6 +21,7 @@ import importlib.resources
 import json
 from pathlib import Path
 
+from turngym.envs.alfworld.expert import expert_command
 from turngym.envs.alfworld.sim import Simulator
 from turngym.envs.alfworld.vocab import (
     CAN_CONTAIN,
@@ -31,6 +32,7 @@ from turngym.envs.alfworld.vocab import (
     OPENABLE,
     RECEPTACLE_OBJECTS,
     SLICEABLE,
+    TASK_BY_ID,
 )
 from turngym.envs.alfworld.world import Household, type_of
 from turngym.errors import ConfigError
@@ -149,8 +151,6 @@ def alfworld_data(name: str) -> str:
 
 def walkthrough(house: Household) -> list[str]:
     """Our expert's commands for ``house`` from the start to the goal."""
-    from turngym.envs.alfworld.expert import expert_command
-
     sim = Simulator(house)
     commands: list[str] = []
     while not sim.won():
@@ -172,16 +172,16 @@ def game_json(house: Household) -> dict[str, object]:
     }
 
 
+def task_folder(house: Household) -> str:
+    """The folder name of an exported task: ``<split>-<index>-<task type>-<obj>-<target>-<room>``."""
+    kind = TASK_BY_ID[house.task_type].name
+    return f"{house.split}-{house.index:05d}-{kind}-{house.obj}-{house.target}-{house.room}"
+
+
 def export_game(house: Household, directory: str | Path) -> Path:
     """Write ``<directory>/<task folder>/game.tw-pddl`` for ``house``; returns the file's path."""
-    folder = Path(directory) / f"{house.split}-{house.index:05d}-{_task_folder(house)}"
+    folder = Path(directory) / task_folder(house)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "game.tw-pddl"
     path.write_text(json.dumps(game_json(house)))
     return path
-
-
-def _task_folder(house: Household) -> str:
-    from turngym.envs.alfworld.vocab import TASK_BY_ID
-
-    return f"{TASK_BY_ID[house.task_type].name}-{house.obj}-{house.target}-{house.room}"
