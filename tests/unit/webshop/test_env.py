@@ -78,7 +78,8 @@ def test_golden_pages_of_the_expert_episode(env: WebShopEnv) -> None:
     obs, reward, terminated, truncated, info = env.step(env.expert_action())
     assert (obs, reward, terminated, truncated, info["won"]) == (DONE_PAGE, 1.0, True, False, True)
     assert info["reward_breakdown"]["score"] == 1.0 and info["reward_breakdown"]["option_matches"] == 1
-    assert info["metrics"]["score"] == 1.0
+    assert info["metrics"]["reward/score"] == 1.0 and info["metrics"]["reward/r_price"] == 1.0
+    assert "reward/r_option" in info["metrics"] and info["metrics"]["reward/price_upper"] == 40.0
 
 
 def test_sub_pages_pagination_and_back_navigation(cache: str) -> None:

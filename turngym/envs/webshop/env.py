@@ -8,8 +8,9 @@ the page stays, the observation says why, ``info['invalid_action']`` is true.
 
 ``Buy Now`` ends the episode with the WebShop score in [0, 1] as the reward
 (:mod:`turngym.envs.webshop.reward`); ``won`` means a score of exactly 1.0 and
-``info['reward_breakdown']`` holds every term. 15 actions (``max_turns``) truncate the episode,
-as in ReAct and verl-agent.
+``info['reward_breakdown']`` holds every term (also in ``info['metrics']`` as
+``reward/<term>`` floats, which travel through the env server). 15 actions (``max_turns``)
+truncate the episode, as in ReAct and verl-agent.
 
 Data: ``data_dir=None`` uses the generated catalog (:mod:`turngym.envs.webshop.generate`);
 otherwise the real files in ``data_dir`` (``small=True`` for the ``_1000`` files). ``goals`` picks
@@ -132,7 +133,9 @@ class WebShopEnv(TextEnv):
                 reward=score,
                 terminated=True,
                 won=score == 1.0,
-                metrics={"score": score, "r_type": result.purchase.r_type},
+                metrics={
+                    f"reward/{k}": float(v) for k, v in result.purchase.as_dict().items() if v is not None
+                },
             )
         return StepOutcome(shop.text())
 
