@@ -70,10 +70,9 @@ def test_golden_pages_of_the_expert_episode(env: WebShopEnv) -> None:
             False,
         )
         assert info["reward_breakdown"] is None
-    assert info["admissible_actions"] == [
-        "click[back to search]", "click[< prev]", "click[berry]", "click[coral]", "click[nude]",
-        "click[plum]", "click[ruby red]", "click[description]", "click[features]", "click[reviews]",
-        "click[buy now]",
+    assert info["admissible_actions"] == [  # buttons, then product links, then option values
+        "click[back to search]", "click[< prev]", "click[description]", "click[features]", "click[reviews]",
+        "click[buy now]", "click[berry]", "click[coral]", "click[nude]", "click[plum]", "click[ruby red]",
     ]  # fmt: skip
     obs, reward, terminated, truncated, info = env.step(env.expert_action())
     assert (obs, reward, terminated, truncated, info["won"]) == (DONE_PAGE, 1.0, True, False, True)
@@ -142,17 +141,24 @@ def test_unknown_click_lists_the_clickables_and_keeps_the_page(env: WebShopEnv) 
     assert obs.startswith("Invalid action: on the search page the only action is search[<query>]")
 
 
-def test_options_enter_the_anchor_and_a_new_search_clears_them(env: WebShopEnv) -> None:
+def test_options_enter_the_anchor_and_leaving_the_product_forgets_them(env: WebShopEnv) -> None:
     env.reset(seed=0, options={"task_id": 3})
     env.step(QUERY)
-    _, _, _, _, before = env.step("click[b00ggzb8at]")
-    _, _, _, _, after = env.step("click[plum]")
+    before = env.step("click[b00ggzb8at]")[4]
+    after = env.step("click[plum]")[4]
     assert before["anchor"] == (ITEM_PAGE, ()) and after["anchor"] == (ITEM_PAGE, (("color", "plum"),))
-    env.step("click[< prev]")
-    _, _, _, _, kept = env.step("click[b00ggzb8at]")
-    assert kept["anchor"][1] == (("color", "plum"),)  # options survive moving between pages
-    env.step(QUERY)  # search works from any page and resets the chosen product and options
-    assert env.observation == RESULTS_PAGE and env.anchor() == (RESULTS_PAGE, ())
+    env.step("click[features]")
+    assert env.step("click[< prev]")[4]["anchor"] == (ITEM_PAGE, (("color", "plum"),))  # sub-page: kept
+    assert env.step("click[< prev]")[4]["anchor"] == (RESULTS_PAGE, ())  # back to the results: forgotten
+    env.step("click[b00ggzb8at]")
+    assert env.anchor() == (ITEM_PAGE, ())
+    env.step("click[plum]")
+    env.step("click[back to search]")
+    env.step(QUERY)
+    env.step("click[b00ggzb8at]")
+    assert env.anchor() == (ITEM_PAGE, ())
+    env.step("click[plum]")
+    assert env.step(QUERY)[4]["anchor"] == (RESULTS_PAGE, ())  # a search works from any page
 
 
 def test_wrong_option_buys_a_partial_score(env: WebShopEnv) -> None:

@@ -63,11 +63,11 @@ def test_results_and_item_pages_offer_each_click_as_a_form(tmp_path) -> None:
     forms = parse(render_page(shop))
     assert {f["action"] for f in forms.forms} == {"act"}
     values = [v for _, v in forms.buttons]
-    assert values == [f"click[{c}]" for c in shop.clickables()]
+    assert sorted(values) == sorted(f"click[{c}]" for c in shop.clickables())
     assert "click[b0000000x1]" in values and "click[next >]" in values
     shop.click("b0000000x1")
     values = [v for _, v in parse(render_page(shop)).buttons]
-    assert values == [f"click[{c}]" for c in shop.clickables()]
+    assert sorted(values) == sorted(f"click[{c}]" for c in shop.clickables())
     assert "click[<b>9</b>]" in values and values[-1] == "click[buy now]"
 
 

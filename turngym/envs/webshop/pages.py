@@ -8,11 +8,13 @@ sub-pages (each with ``Back to Search`` and ``< Prev``), and the done page after
 A page is a list of :class:`Node` (text, button, product link, option value, search box). The
 text observation is every node's text joined with ``" [SEP] "``, which is what WebShop's
 ``observation_mode='text'`` extracts from its HTML; :mod:`turngym.envs.webshop.html` renders the
-same nodes as a browser page. The clickables are the lowercased texts of buttons, product links
-and option values. Clicks resolve in the original order: ``buy now``, ``back to search``, ``next >``
-/ ``< prev``, a sub-page name, else a product (results page) or an option value (item page).
-A search (allowed on any page, as in the original) resets the chosen product and options;
-moving between result pages and products keeps the chosen options, as the original session does.
+same nodes as a browser page. The clickables are, in the original's order, the lowercased texts of
+the buttons, then of the product links, then the option values (an option value shadows a button
+of the same text). Clicks resolve in the original order: ``buy now``, ``back to search``,
+``next >`` / ``< prev``, a sub-page name, else a product (results page) or an option value (item
+page). As in the original session, every visit to the search or results page (a search, which is
+allowed on any page, ``Back to Search``, paging, ``< Prev`` from a product) forgets the chosen
+product and options; ``< Prev`` from a sub-page returns to the product with its options.
 """
 
 from __future__ import annotations
@@ -149,8 +151,11 @@ class Shop:
         return self.state.results[start : start + PRODUCT_WINDOW]
 
     def clickables(self) -> dict[str, Node]:
-        """Lowercased clickable text -> its node (a later node with the same text wins)."""
-        return {n.text.lower(): n for n in self.nodes() if n.kind in ("button", "link", "option")}
+        """Clickable text -> its node: lowercased buttons, then product links, then option values."""
+        nodes = self.nodes()
+        table = {n.text.lower(): n for kind in ("button", "link") for n in nodes if n.kind == kind}
+        table.update({n.text: n for n in nodes if n.kind == "option"})
+        return table
 
     # ---- actions ------------------------------------------------------------------------------
     def search(self, query: str) -> ActionResult:
@@ -176,14 +181,14 @@ class Shop:
         if target == BUY.lower():
             return self._buy()
         if target == BACK.lower():
-            s.page = PageKind.SEARCH
-        elif target == NEXT.lower() and s.page is PageKind.RESULTS:
-            s.page_no += 1
+            s.page, s.asin, s.options = PageKind.SEARCH, None, {}
+        elif target in (NEXT.lower(), PREV.lower()) and s.page is PageKind.RESULTS:
+            s.page_no += 1 if target == NEXT.lower() else -1
+            s.asin, s.options = None, {}
+        elif target == PREV.lower() and s.page is PageKind.SUB:
+            s.page = PageKind.ITEM
         elif target == PREV.lower():
-            if s.page is PageKind.RESULTS:
-                s.page_no -= 1
-            else:
-                s.page = PageKind.ITEM if s.page is PageKind.SUB else PageKind.RESULTS
+            s.page, s.asin, s.options = PageKind.RESULTS, None, {}
         elif node.kind == "button" and node.text in SUB_PAGES:
             s.page, s.sub_page = PageKind.SUB, node.text
         elif node.kind == "link":
