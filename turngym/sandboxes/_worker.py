@@ -17,12 +17,14 @@ then UTF-8 JSON). It first answers ``{"ready": true, ...}``; then, for each requ
    namespace under bubblewrap), reaps them (the worker is a child subreaper) and deletes the
    directory, so the next run starts clean.
 
+A fourth argument makes it a one-shot worker (the docker backend's mode): it reads one request
+from that JSON file, deletes the file, answers with one frame on stdout and exits.
+
 It never imports turngym: the interpreter that runs it may not see the project's virtualenv.
 """
 
 import base64
 import contextlib
-import ctypes
 import io
 import json
 import os
@@ -35,6 +37,11 @@ import sys
 import time
 import traceback
 import types
+
+try:
+    import ctypes
+except ImportError:  # a minimal interpreter (e.g. Debian's python3-minimal) may lack it
+    ctypes = None
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
@@ -76,9 +83,13 @@ class Worker:
         self.base_dir = base_dir
         self.runs = 0
         self.reaped = {}
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self.libc = libc
+        self.libc = None if ctypes is None else ctypes.CDLL(None, use_errno=True)
+        self.prctl(PR_SET_CHILD_SUBREAPER)
+
+    def prctl(self, option):
+        """Turn on a prctl flag (skipped without ctypes; docker sets no-new-privileges itself)."""
+        if self.libc is not None:
+            self.libc.prctl(option, 1, 0, 0, 0)
 
     # ---- one request ----------------------------------------------------------------------
     def handle(self, request):
@@ -192,7 +203,7 @@ class Worker:
                 os.setgroups([])
                 os.setresgid(self.run_uid, self.run_uid, self.run_uid)
                 os.setresuid(self.run_uid, self.run_uid, self.run_uid)
-            self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            self.prctl(PR_SET_NO_NEW_PRIVS)
             env = {
                 "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "HOME": workdir,
@@ -378,16 +389,25 @@ def main():
         os.dup2(null, fd)
     os.makedirs(base_dir, mode=0o711, exist_ok=True)
     worker = Worker(run_uid, pid_namespace, base_dir)
+    if len(sys.argv) > 4:
+        with open(sys.argv[4], encoding="utf-8") as handle:
+            request = json.load(handle)
+        os.unlink(sys.argv[4])
+        write_frame(proto_out, serve_one(worker, request))
+        return
     write_frame(proto_out, {"ready": True, "uid": worker.run_uid, "root": worker.root, "pid": os.getpid()})
     while True:
         request = read_frame(proto_in)
         if request is None:
             return
-        try:
-            answer = worker.handle(request)
-        except Exception as exc:
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        write_frame(proto_out, answer)
+        write_frame(proto_out, serve_one(worker, request))
+
+
+def serve_one(worker, request):
+    try:
+        return worker.handle(request)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 if __name__ == "__main__":

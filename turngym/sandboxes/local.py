@@ -114,9 +114,10 @@ class Worker:
         body = self.process.stdout.read(struct.unpack(">I", header)[0])
         return dict(json.loads(body))
 
-    def run(self, request: RunRequest, config: LocalConfig) -> ExecResult:
-        """Send one request and wait for its result (a dead worker gives status ``killed``)."""
-        message = {
+    @staticmethod
+    def message(request: RunRequest, config: LocalConfig) -> dict[str, Any]:
+        """The worker's request frame for ``request`` under ``config``'s limits."""
+        return {
             "code": request.code,
             "language": request.language,
             "stdin": request.stdin,
@@ -130,7 +131,22 @@ class Worker:
             "max_open_files": config.max_open_files,
             "fetch_files": list(request.fetch_files),
         }
-        body = json.dumps(message).encode()
+
+    @staticmethod
+    def result(answer: dict[str, Any]) -> ExecResult:
+        """The ExecResult of a worker's answer frame (SandboxError if the worker failed)."""
+        if "error" in answer:
+            raise SandboxError(f"the sandbox worker failed: {answer['error']}")
+        compiled = answer["compile"]
+        result = dict(answer["result"])
+        files = {name: base64.b64decode(data) for name, data in result.pop("files", {}).items()}
+        return ExecResult(
+            **result, compile_result=None if compiled is None else ExecResult(**compiled), files=files
+        )
+
+    def run(self, request: RunRequest, config: LocalConfig) -> ExecResult:
+        """Send one request and wait for its result (a dead worker gives status ``killed``)."""
+        body = json.dumps(self.message(request, config)).encode()
         assert self.process.stdin is not None
         try:
             self.process.stdin.write(struct.pack(">I", len(body)) + body)
@@ -139,14 +155,7 @@ class Worker:
         except (OSError, SandboxError):
             self.close()
             return ExecResult("killed", None, "", "the sandbox worker was killed during the run", 0.0)
-        if "error" in answer:
-            raise SandboxError(f"the sandbox worker failed: {answer['error']}")
-        compiled = answer["compile"]
-        result = answer["result"]
-        files = {name: base64.b64decode(data) for name, data in result.pop("files", {}).items()}
-        return ExecResult(
-            **result, compile_result=None if compiled is None else ExecResult(**compiled), files=files
-        )
+        return self.result(answer)
 
     @property
     def alive(self) -> bool:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Start a Docker engine and build turngym's sandbox image, for the docker sandbox backend's tests.
+#
+# Idempotent and meant for root on a Debian machine with no container registry:
+#   1. installs docker.io and debootstrap with apt if they are missing;
+#   2. starts dockerd in the background unless an engine already answers, and waits for it;
+#   3. builds the image from a minimal Debian root file system
+#      (debootstrap --variant=minbase --include=python3-minimal bookworm) and `docker import`s it.
+# The root file system tarball is cached (TURNGYM_CACHE, default /var/cache/turngym), so a re-run
+# with a fresh engine only re-imports it (seconds) and a run with the image present does nothing.
+set -euo pipefail
+
+IMAGE="${TURNGYM_SANDBOX_IMAGE:-turngym-sandbox:bookworm}"
+CACHE="${TURNGYM_CACHE:-/var/cache/turngym}"
+MIRROR="${TURNGYM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+LOG=/var/log/turngym-dockerd.log
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "docker.sh: run as root (it installs packages and starts dockerd)" >&2
+  exit 1
+fi
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "docker.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "docker.sh: starting dockerd (log: $LOG)"
+  nohup dockerd >"$LOG" 2>&1 &
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! docker info >/dev/null 2>&1; then
+    echo "docker.sh: dockerd did not answer within 60 s; the end of its log:" >&2
+    tail -n 20 "$LOG" >&2 || true
+    exit 1
+  fi
+fi
+
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  echo "docker.sh: image $IMAGE is present"
+  exit 0
+fi
+
+mkdir -p "$CACHE"
+tarball="$CACHE/rootfs-bookworm-python3.tar"
+if [ ! -s "$tarball" ]; then
+  root="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
+  trap 'rm -rf "$root" "$tarball.partial"' EXIT
+  echo "docker.sh: debootstrap bookworm into $root (about 2 minutes)"
+  debootstrap --variant=minbase --include=python3-minimal bookworm "$root" "$MIRROR"
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -cf "$tarball.partial" .
+  mv "$tarball.partial" "$tarball"
+fi
+echo "docker.sh: importing $tarball as $IMAGE"
+docker import --change 'CMD ["/bin/sh"]' "$tarball" "$IMAGE" >/dev/null
+docker run --rm --network none "$IMAGE" python3 -c 'print("sandbox image ok")'

@@ -1,0 +1,188 @@
+"""Sandbox speed: per-run overhead of a trivial program, and HTTP throughput of the sandbox server.
+
+Usage::
+
+    python benchmarks/sandbox_speed.py            # 200 runs per mode, 120 HTTP runs per concurrency
+    python benchmarks/sandbox_speed.py --quick    # 40 and 32 (a smoke run)
+
+Overhead: the wall time, seen by the caller, of running ``print(1)`` (Python) and checking its
+output, measured side by side in one process, in an interleaved order (one run of each mode per
+round) so that load on the shared machine hits every mode alike:
+
+* ``subprocess.run([python, -c, ...])`` the baseline: a bare interpreter start, no isolation;
+* ``local, no pool`` ``LocalSandbox(pool_size=0)``: each run starts its own jailed worker;
+* ``local, pooled`` ``LocalSandbox(pool_size=1)``: a pre-started worker forks a child per run;
+
+each for the isolation this machine has (``bwrap`` when bubblewrap is installed, and ``process``).
+Reported: median and 99th percentile in milliseconds, and the ratio of medians to the baseline.
+
+Throughput: ``turngym serve sandbox``'s app (local backend, pool of 8, at most 8 in flight)
+under uvicorn on 127.0.0.1, driven by N client threads that each post ``/run_code`` requests
+back to back for a fixed count; runs per second = requests / wall time (N = 1, 2, 8).
+
+Prints a markdown table and writes ``benchmarks/results/sandbox_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from turngym.sandboxes import LocalConfig, LocalSandbox
+from turngym.sandboxes.server import create_sandbox_app
+
+RESULTS = Path(__file__).parent / "results" / "sandbox_speed.json"
+PYTHON = "/usr/bin/python3"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-quantile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def overhead(runs: int) -> list[dict[str, Any]]:
+    """Median and p99 of each mode's per-run time, modes interleaved round by round."""
+    isolations = ["bwrap", "process"] if shutil.which("bwrap") else ["process"]
+    boxes: list[LocalSandbox] = []
+    modes: dict[str, Callable[[], str]] = {
+        "subprocess.run(python -c)": lambda: (
+            subprocess.run([PYTHON, "-c", "print(1)"], capture_output=True, text=True, check=True).stdout
+        )
+    }
+    for isolation in isolations:
+        for pool in (0, 1):
+            box = LocalSandbox(LocalConfig(isolation=isolation), pool_size=pool)  # type: ignore[arg-type]
+            boxes.append(box)
+            name = f"local {isolation}, {'pooled' if pool else 'no pool'}"
+            modes[name] = lambda box=box: box.run("print(1)").stdout
+    times: dict[str, list[float]] = {name: [] for name in modes}
+    try:
+        for name, call in modes.items():
+            assert call() == "1\n", name
+        for _ in range(runs):
+            for name, call in modes.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    finally:
+        for box in boxes:
+            box.close()
+    baseline = statistics.median(times["subprocess.run(python -c)"])
+    return [
+        {
+            "mode": name,
+            "median_ms": statistics.median(values) * 1000,
+            "p99_ms": percentile(values, 0.99) * 1000,
+            "vs_subprocess": statistics.median(values) / baseline,
+            "runs": len(values),
+        }
+        for name, values in times.items()
+    ]
+
+
+def throughput(requests: int, concurrencies: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Runs per second through the HTTP server at each client concurrency."""
+    rows = []
+    with LocalSandbox(pool_size=max(concurrencies)) as sandbox:
+        app = create_sandbox_app(sandbox, max_concurrency=max(concurrencies))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{port}/run_code"
+        try:
+            for concurrency in concurrencies:
+                per_client = max(1, requests // concurrency)
+
+                def client(count: int = per_client) -> list[str]:
+                    with httpx.Client(timeout=30) as http:
+                        return [
+                            http.post(url, json={"code": "print(1)"}).json()["status"] for _ in range(count)
+                        ]
+
+                start = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                    statuses = [
+                        s for batch in pool.map(lambda _: client(), range(concurrency)) for s in batch
+                    ]
+                elapsed = time.perf_counter() - start
+                rows.append(
+                    {
+                        "concurrency": concurrency,
+                        "requests": len(statuses),
+                        "success": statuses.count("Success"),
+                        "runs_per_s": len(statuses) / elapsed,
+                        "mean_latency_ms": elapsed / per_client * 1000,
+                    }
+                )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--runs", type=int, default=None, help="runs per overhead mode")
+    parser.add_argument("--requests", type=int, default=None, help="HTTP requests per concurrency level")
+    args = parser.parse_args()
+    runs = args.runs or (40 if args.quick else 200)
+    requests = args.requests or (32 if args.quick else 120)
+    over = overhead(runs)
+    through = throughput(requests, (1, 2, 8))
+    print("| mode | median ms | p99 ms | × subprocess.run |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in over:
+        print(
+            f"| {row['mode']} | {row['median_ms']:.1f} | {row['p99_ms']:.1f} | {row['vs_subprocess']:.2f} |"
+        )
+    print()
+    print("| HTTP /run_code concurrency | runs/s | mean latency ms | ok |")
+    print("| ---: | ---: | ---: | ---: |")
+    for row in through:
+        print(
+            f"| {row['concurrency']} | {row['runs_per_s']:.0f} | {row['mean_latency_ms']:.1f} | "
+            f"{row['success']}/{row['requests']} |"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "root": os.geteuid() == 0,
+                },
+                "quick": args.quick,
+                "overhead": over,
+                "throughput": through,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

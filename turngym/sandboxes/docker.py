@@ -1,0 +1,250 @@
+"""The ``docker`` backend: each run is an exec in a warm, locked-down container.
+
+``pool_size`` containers are started up front from ``image`` (built by ``.ci/setup.d/docker.sh``
+from a minimal Debian root file system with ``python3-minimal``) with: no network
+(``network_mode=none``), a read-only root file system, a tmpfs ``/work``, a memory ceiling, a
+pids limit, a CPU quota, ``no-new-privileges`` and only the capabilities the worker needs to drop
+to an unprivileged uid and clean up. A container idles on ``sleep infinity``; a run copies the
+request into ``/work`` (``put_archive``) and execs the same worker program the local backend uses
+(``_worker.py``, in its one-shot mode) with the container's Python, so limits, statuses, output
+caps and the kill-everything-left-behind step are identical. One run uses a container at a time;
+a container that stopped is replaced before the next run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import struct
+import tarfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from turngym.errors import ConfigError, SandboxBusy, SandboxError
+from turngym.sandboxes.api import ExecResult, RunRequest
+from turngym.sandboxes.local import WORKER_SOURCE, LocalConfig, Worker
+
+LABEL = "turngym.sandbox"
+_CAPS = ["SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
+RUN_UID = 10_000
+
+
+@dataclass
+class DockerConfig:
+    """Image and limits of the docker backend."""
+
+    image: str = "turngym-sandbox:bookworm"
+    """The sandbox image (``.ci/setup.d/docker.sh`` builds it)."""
+    python: str = "/usr/bin/python3"
+    """The interpreter inside the image."""
+    container_memory_mb: int = 1024
+    """Memory ceiling of a container (cgroup); each run also gets its own address-space limit."""
+    pids_limit: int = 128
+    """Processes a container may hold."""
+    cpus: float = 1.0
+    """CPU quota of a container."""
+    work_tmpfs_mb: int = 256
+    """Size of the tmpfs ``/work`` that holds the runs' directories."""
+    output_limit: int = 1 << 20
+    """Bytes of stdout and of stderr kept per run."""
+    max_processes: int = 64
+    """RLIMIT_NPROC of a run."""
+    max_file_bytes: int = 64 << 20
+    """RLIMIT_FSIZE of a run."""
+    max_open_files: int = 256
+    """RLIMIT_NOFILE of a run."""
+    acquire_timeout_s: float | None = None
+    """How long a run waits for a free container (``None``: forever; 0: fail at once)."""
+
+
+def docker_client(timeout_s: float = 120.0) -> Any:
+    """A Docker SDK client for the local engine, or a SandboxError that says how to get one."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise SandboxError("the docker backend needs the Docker SDK: pip install 'turngym[docker]'") from exc
+    try:
+        client = docker.from_env(timeout=int(timeout_s))
+        client.ping()
+    except Exception as exc:
+        raise SandboxError(
+            f"no Docker engine answers ({exc}); start one, e.g. with .ci/setup.d/docker.sh"
+        ) from exc
+    return client
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class DockerSandbox:
+    """Run code in a pool of warm containers."""
+
+    def __init__(self, config: DockerConfig | None = None, *, pool_size: int = 2) -> None:
+        self.config = config or DockerConfig()
+        if pool_size < 1:
+            raise ConfigError(f"the docker backend needs pool_size >= 1, got {pool_size}")
+        self.client = docker_client()
+        try:
+            self.client.images.get(self.config.image)
+        except Exception as exc:
+            raise SandboxError(
+                f"docker image {self.config.image!r} is missing ({exc}); build it with .ci/setup.d/docker.sh"
+            ) from exc
+        self.pool_size = pool_size
+        self._idle: queue.Queue[Any] = queue.Queue()
+        self._closed = False
+        self._runs = 0
+        self._worker_source = WORKER_SOURCE.read_text()
+        for _ in range(pool_size):
+            self._idle.put(self._start_container())
+
+    def __enter__(self) -> DockerSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start_container(self) -> Any:
+        config = self.config
+        return self.client.containers.run(
+            config.image,
+            ["sleep", "infinity"],
+            detach=True,
+            init=True,
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/work": f"size={config.work_tmpfs_mb}m,mode=0711", "/tmp": "size=16m,mode=1777"},
+            mem_limit=f"{config.container_memory_mb}m",
+            memswap_limit=f"{config.container_memory_mb}m",
+            pids_limit=config.pids_limit,
+            nano_cpus=int(config.cpus * 1e9),
+            cap_drop=["ALL"],
+            cap_add=_CAPS,
+            security_opt=["no-new-privileges"],
+            labels={LABEL: "1"},
+        )
+
+    def run(
+        self,
+        code: str,
+        language: str = "python",
+        stdin: str = "",
+        timeout_s: float = 10.0,
+        memory_mb: int = 512,
+        files: dict[str, bytes] | None = None,
+    ) -> ExecResult:
+        """Run ``code`` once (see :class:`~turngym.sandboxes.api.RunRequest` for the fields)."""
+        return self.run_request(RunRequest(code, language, stdin, timeout_s, memory_mb, files or {}))
+
+    def run_request(self, request: RunRequest) -> ExecResult:
+        """Run one request in a free container."""
+        if self._closed:
+            raise SandboxError("this DockerSandbox is closed; create a new one")
+        self._runs += 1
+        container = self._acquire()
+        try:
+            return self._run_in(container, request)
+        finally:
+            self._give_back(container)
+
+    def _run_in(self, container: Any, request: RunRequest) -> ExecResult:
+        local = LocalConfig(
+            output_limit=self.config.output_limit,
+            max_processes=self.config.max_processes,
+            max_file_bytes=self.config.max_file_bytes,
+            max_open_files=self.config.max_open_files,
+        )
+        message = Worker.message(request, local)
+        archive = _archive(
+            {"request.json": json.dumps(message).encode(), "worker.py": self._worker_source.encode()}
+        )
+        if not container.put_archive("/work", archive):
+            raise SandboxError(f"could not copy the request into container {container.short_id}")
+        command = [
+            self.config.python,
+            "-I",
+            "/work/worker.py",
+            str(RUN_UID),
+            "1",
+            "/work/runs",
+            "/work/request.json",
+        ]
+        exit_code, (stdout, stderr) = container.exec_run(command, demux=True)
+        stdout = stdout or b""
+        if exit_code != 0 or len(stdout) < 4:
+            container.reload()
+            if container.status != "running":
+                return ExecResult("killed", None, "", "the sandbox container stopped during the run", 0.0)
+            detail = (stderr or b"").decode(errors="replace")[-500:]
+            raise SandboxError(
+                f"the sandbox worker in {container.short_id} failed (exit {exit_code}): {detail}"
+            )
+        size = struct.unpack(">I", stdout[:4])[0]
+        return Worker.result(json.loads(stdout[4 : 4 + size]))
+
+    def _acquire(self) -> Any:
+        timeout = self.config.acquire_timeout_s
+        try:
+            container = self._idle.get(block=timeout != 0, timeout=timeout or None)
+        except queue.Empty:
+            raise SandboxBusy(
+                f"all {self.pool_size} sandbox containers are busy; retry or raise pool_size"
+            ) from None
+        container.reload()
+        if container.status == "running":
+            return container
+        container.remove(force=True)
+        return self._start_container()
+
+    def _give_back(self, container: Any) -> None:
+        if self._closed:
+            container.remove(force=True)
+        else:
+            self._idle.put(container)
+
+    def run_batch(self, requests: Sequence[RunRequest], concurrency: int | None = None) -> list[ExecResult]:
+        """Run ``requests`` with up to ``concurrency`` at once (default: the pool size)."""
+        with ThreadPoolExecutor(max_workers=max(1, concurrency or self.pool_size)) as pool:
+            return list(pool.map(self.run_request, requests))
+
+    def status(self) -> dict[str, Any]:
+        """The image, the containers' limits and what is isolated."""
+        return {
+            "backend": "docker",
+            "isolation": "docker",
+            "image": self.config.image,
+            "network": "none",
+            "filesystem": "read-only root, tmpfs /work",
+            "uid_drop": True,
+            "pool_size": self.pool_size,
+            "idle_workers": self._idle.qsize(),
+            "runs": self._runs,
+            "limits": {
+                "container_memory_mb": self.config.container_memory_mb,
+                "pids_limit": self.config.pids_limit,
+                "cpus": self.config.cpus,
+                "output_limit": self.config.output_limit,
+            },
+            "warnings": [],
+        }
+
+    def close(self) -> None:
+        """Remove every pooled container (idempotent)."""
+        self._closed = True
+        while True:
+            try:
+                container = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            container.remove(force=True)
