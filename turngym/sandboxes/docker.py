@@ -7,14 +7,17 @@ pids limit, a CPU quota, ``no-new-privileges`` and only the capabilities the wor
 to an unprivileged uid and clean up. A container idles on ``sleep infinity``; a run copies the
 request into ``/work`` (``put_archive``) and execs the same worker program the local backend uses
 (``_worker.py``, in its one-shot mode) with the container's Python, so limits, statuses, output
-caps and the kill-everything-left-behind step are identical. One run uses a container at a time;
-a container that stopped is replaced before the next run.
+caps and the kill-everything-left-behind step are identical. Every container has its own run uid,
+so the per-uid process limit of one run cannot starve a run in another container. One run uses
+a container at a time; a container that stopped is replaced before the next run.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import os
 import queue
 import struct
 import tarfile
@@ -29,7 +32,8 @@ from turngym.sandboxes.local import WORKER_SOURCE, LocalConfig, Worker
 
 LABEL = "turngym.sandbox"
 _CAPS = ["SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
-RUN_UID = 10_000
+RUN_UID = 100_000
+"""Base of the run uids; each container gets its own (the process-count limit is per uid)."""
 
 
 @dataclass
@@ -106,6 +110,7 @@ class DockerSandbox:
         self._closed = False
         self._runs = 0
         self._worker_source = WORKER_SOURCE.read_text()
+        self._slots = itertools.count(os.getpid() % 1000 * 1000)
         for _ in range(pool_size):
             self._idle.put(self._start_container())
 
@@ -124,7 +129,7 @@ class DockerSandbox:
             init=True,
             network_mode="none",
             read_only=True,
-            tmpfs={"/work": f"size={config.work_tmpfs_mb}m,mode=0711", "/tmp": "size=16m,mode=1777"},
+            tmpfs={"/work": f"size={config.work_tmpfs_mb}m,mode=0711"},
             mem_limit=f"{config.container_memory_mb}m",
             memswap_limit=f"{config.container_memory_mb}m",
             pids_limit=config.pids_limit,
@@ -132,7 +137,7 @@ class DockerSandbox:
             cap_drop=["ALL"],
             cap_add=_CAPS,
             security_opt=["no-new-privileges"],
-            labels={LABEL: "1"},
+            labels={LABEL: str(next(self._slots))},
         )
 
     def run(

@@ -9,7 +9,10 @@ the run survived, and that the next run in the same sandbox still works.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +60,7 @@ for path in ["/tmp/escape-probe", "/usr/escape-probe", "/escape-probe", "/work/m
 
 READ_HOST_FILES = """
 import os
-for path in ["/etc/passwd", "/etc/shadow", "/work/main/pyproject.toml", "/root", "/home",
-             "/proc/1/environ"]:
+for path in ["{secret}", "/etc/shadow", "/work/main/pyproject.toml", "/root", "/proc/1/environ"]:
     try:
         if os.path.isdir(path):
             print("ESCAPED", path, os.listdir(path)[:3])
@@ -114,8 +116,9 @@ print("left children behind")
 """
 
 
-def cases(listen_port: int) -> list[Case]:
-    """Every hostile case (``listen_port``: a TCP port the host listens on at 127.0.0.1)."""
+def cases(listen_port: int, secret: str = "/nonexistent") -> list[Case]:
+    """Every hostile case (``listen_port``: a TCP port the host listens on at 127.0.0.1;
+    ``secret``: a world-readable file on the host that no run may read)."""
     return [
         Case("infinite_loop", "while True:\n    pass\n", ("timeout",), timeout_s=1.0),
         Case("sleep_past_timeout", "import time\ntime.sleep(60)\n", ("timeout",), timeout_s=1.0),
@@ -129,7 +132,7 @@ def cases(listen_port: int) -> list[Case]:
         ),
         Case("print_100mb", "import sys\nsys.stdout.write('x' * 10**8)\n", ("ok",), check=_truncated_print),
         Case("write_outside_workdir", WRITE_OUTSIDE, ("ok",), check=_no_escape),
-        Case("read_host_files", READ_HOST_FILES, ("ok",), check=_no_escape),
+        Case("read_host_files", READ_HOST_FILES.replace("{secret}", secret), ("ok",), check=_no_escape),
         Case("network", NETWORK.replace("{port}", str(listen_port)), ("ok",), check=_no_escape),
         Case("kill_the_parent", KILL_PARENT, ("ok", "killed")),
         Case("background_processes", BACKGROUND, ("ok",)),
@@ -142,6 +145,18 @@ def cases(listen_port: int) -> list[Case]:
             deadline_s=15.0,
         ),
     ]
+
+
+@contextmanager
+def host_secret() -> Iterator[str]:
+    """A world-readable file in the host's /tmp, removed afterwards."""
+    path = Path(tempfile.gettempdir()) / f"turngym-secret-{uuid.uuid4().hex}"
+    path.write_text("host secret")
+    path.chmod(0o644)
+    try:
+        yield str(path)
+    finally:
+        path.unlink()
 
 
 def processes_of_uid(uid: int) -> list[int]:

@@ -9,10 +9,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.sandboxes.hostile import OUTPUT_LIMIT, cases, processes_of_uid, running_as_root
+from tests.integration.sandboxes.hostile import (
+    OUTPUT_LIMIT,
+    cases,
+    host_secret,
+    processes_of_uid,
+    running_as_root,
+)
 from turngym.sandboxes import LocalConfig, LocalSandbox, RunRequest
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def secret() -> Iterator[str]:
+    with host_secret() as path:
+        yield path
+
 
 ISOLATIONS = ["bwrap", "process"] if shutil.which("bwrap") else ["process"]
 
@@ -39,11 +52,13 @@ NEEDS_NAMESPACES = {"write_outside_workdir", "read_host_files", "network"}
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_hostile_code_is_contained(sandbox: LocalSandbox, listener: socket.socket, name: str) -> None:
+def test_hostile_code_is_contained(
+    sandbox: LocalSandbox, listener: socket.socket, secret: str, name: str
+) -> None:
     if sandbox.isolation == "process" and name in NEEDS_NAMESPACES:
         assert "not isolated" in " ".join(sandbox.status()["warnings"])
         pytest.skip("process isolation leaves the file system and network open, and its status says so")
-    case = {c.name: c for c in cases(listener.getsockname()[1])}[name]
+    case = {c.name: c for c in cases(listener.getsockname()[1], secret)}[name]
     started = time.monotonic()
     result = sandbox.run_request(
         RunRequest(case.code, case.language, timeout_s=case.timeout_s, memory_mb=case.memory_mb)

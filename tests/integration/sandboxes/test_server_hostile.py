@@ -10,13 +10,25 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.sandboxes.hostile import OUTPUT_LIMIT, cases, processes_of_uid, running_as_root
+from tests.integration.sandboxes.hostile import (
+    OUTPUT_LIMIT,
+    cases,
+    host_secret,
+    processes_of_uid,
+    running_as_root,
+)
 from tests.servers import running
 from turngym.sandboxes import LocalConfig, LocalSandbox, RunRequest
 from turngym.sandboxes.client import RemoteSandbox
 from turngym.sandboxes.server import create_sandbox_app
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def secret() -> Iterator[str]:
+    with host_secret() as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +57,7 @@ def listener() -> Iterator[socket.socket]:
 
 @pytest.mark.parametrize("name", [c.name for c in cases(0)])
 def test_hostile_code_is_contained_through_the_server(
-    remote: RemoteSandbox, listener: socket.socket, name: str
+    remote: RemoteSandbox, listener: socket.socket, secret: str, name: str
 ) -> None:
     if remote.status()["sandbox"]["isolation"] != "bwrap" and name in {
         "write_outside_workdir",
@@ -53,7 +65,7 @@ def test_hostile_code_is_contained_through_the_server(
         "network",
     }:
         pytest.skip("process isolation leaves the file system and network open, and its status says so")
-    case = {c.name: c for c in cases(listener.getsockname()[1])}[name]
+    case = {c.name: c for c in cases(listener.getsockname()[1], secret)}[name]
     started = time.monotonic()
     result = remote.run_request(
         RunRequest(case.code, case.language, timeout_s=case.timeout_s, memory_mb=case.memory_mb)
