@@ -5,7 +5,9 @@
 #   1. installs docker.io and debootstrap with apt if they are missing;
 #   2. starts dockerd in the background unless an engine already answers, and waits for it;
 #   3. builds the image from a minimal Debian root file system
-#      (debootstrap --variant=minbase --include=python3-minimal bookworm) and `docker import`s it.
+#      (debootstrap --variant=minbase --include=python3-minimal,libpython3.11-stdlib bookworm: the
+#      minimal interpreter lacks json, resource, shutil, decimal, ... which the sandbox worker and
+#      ordinary programs need) and `docker import`s it, labelled with the root file system's id.
 # The root file system tarball is cached (TURNGYM_CACHE, default /var/cache/turngym), so a re-run
 # with a fresh engine only re-imports it (seconds) and a run with the image present does nothing.
 set -euo pipefail
@@ -13,6 +15,8 @@ set -euo pipefail
 IMAGE="${TURNGYM_SANDBOX_IMAGE:-turngym-sandbox:bookworm}"
 CACHE="${TURNGYM_CACHE:-/var/cache/turngym}"
 MIRROR="${TURNGYM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+PACKAGES=python3-minimal,libpython3.11-stdlib
+ROOTFS_ID="bookworm-minbase-${PACKAGES//,/-}"
 LOG=/var/log/turngym-dockerd.log
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -44,22 +48,23 @@ if ! docker info >/dev/null 2>&1; then
   fi
 fi
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "docker.sh: image $IMAGE is present"
+label="$(docker image inspect -f '{{ index .Config.Labels "turngym.rootfs" }}' "$IMAGE" 2>/dev/null || true)"
+if [ "$label" = "$ROOTFS_ID" ]; then
+  echo "docker.sh: image $IMAGE ($ROOTFS_ID) is present"
   exit 0
 fi
 
 mkdir -p "$CACHE"
-tarball="$CACHE/rootfs-bookworm-python3.tar"
+tarball="$CACHE/rootfs-$ROOTFS_ID.tar"
 if [ ! -s "$tarball" ]; then
   root="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
   trap 'rm -rf "$root" "$tarball.partial"' EXIT
   echo "docker.sh: debootstrap bookworm into $root (about 2 minutes)"
-  debootstrap --variant=minbase --include=python3-minimal bookworm "$root" "$MIRROR"
+  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$MIRROR"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   tar -C "$root" -cf "$tarball.partial" .
   mv "$tarball.partial" "$tarball"
 fi
 echo "docker.sh: importing $tarball as $IMAGE"
-docker import --change 'CMD ["/bin/sh"]' "$tarball" "$IMAGE" >/dev/null
-docker run --rm --network none "$IMAGE" python3 -c 'print("sandbox image ok")'
+docker import --change 'CMD ["/bin/sh"]' --change "LABEL turngym.rootfs=$ROOTFS_ID" "$tarball" "$IMAGE" >/dev/null
+docker run --rm --network none "$IMAGE" python3 -c 'import json, resource, shutil; print("sandbox image ok")'
