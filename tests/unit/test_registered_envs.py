@@ -2,7 +2,9 @@
 
 One parametrized test per id of ``turngym.list_envs()`` (the test id is the env id). An env that
 needs a module this Python cannot import (a module in its class's ``requires``, read from the
-registry's entry point without building the env) is skipped with that reason.
+registry's entry point without building the env) is skipped with that reason. An env whose class
+declares ``requires`` (an external package or engine, e.g. TextWorld) is checked under the
+``integration`` marker, so the default run stays fast and the full run (``-m ""``) checks it.
 
 Gymnasium's ``check_env`` runs in full (spaces, reset/step return types, seed determinism of reset
 and step, ``reset(options=...)``, returned data not reused, every declared render mode, close
@@ -28,12 +30,25 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 import turngym
 from turngym.envs.checker import check_env
-from turngym.envs.registration import missing_requirements
+from turngym.envs.registration import env_class, missing_requirements
 
 ENV_IDS = [info.id for info in turngym.list_envs()]
 
 
-@pytest.fixture(params=ENV_IDS, ids=ENV_IDS)
+def needs_external_packages(env_id: str) -> bool:
+    try:
+        return bool(getattr(env_class(env_id), "requires", ()))
+    except ImportError:  # its module cannot even be imported here; the fixture skips it
+        return True
+
+
+PARAMS = [
+    pytest.param(e, id=e, marks=[pytest.mark.integration] if needs_external_packages(e) else [])
+    for e in ENV_IDS
+]
+
+
+@pytest.fixture(params=PARAMS)
 def env_id(request: pytest.FixtureRequest) -> str:
     missing = missing_requirements(request.param)
     if missing:
