@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -14,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from turngym.envs.search.data import Passage
 from turngym.envs.search.retriever import BM25Retriever, Hit, format_information
-from turngym.envs.search.server import MicroBatcher, RetrieverClient, create_retriever_app
+from turngym.envs.search.server import RetrieverClient, create_retriever_app
 from turngym.errors import ConfigError, ToolServerError
 
 CORPUS = [
@@ -139,16 +137,13 @@ def test_retriever_client_round_trip_and_errors(client: TestClient) -> None:
     unreachable.close()
 
 
-class _SlowRecordingRetriever:
-    """Wraps BM25, records each batch it gets and sleeps a little so that requests queue up."""
+class _CrashingRetriever:
+    """Raises on the query "explode", otherwise answers with BM25."""
 
     def __init__(self) -> None:
         self.inner = BM25Retriever(CORPUS)
-        self.calls: list[tuple[list[str], int]] = []
 
     def retrieve(self, queries: Sequence[str], topk: int) -> list[list[Hit]]:
-        self.calls.append((list(queries), topk))
-        time.sleep(0.05)
         if "explode" in queries:
             raise RuntimeError("retriever crashed")
         return self.inner.retrieve(queries, topk)
@@ -157,33 +152,8 @@ class _SlowRecordingRetriever:
         """Nothing to release."""
 
 
-def test_micro_batcher_merges_waiting_requests_and_cuts_each_to_its_topk() -> None:
-    retriever = _SlowRecordingRetriever()
-    requests = [(["Velmora"], 1), (["Tavrenna", "Ostravia"], 3), (["Quorven"], 2), (["capital"], 1)]
-
-    async def run() -> list[list[list[Hit]]]:
-        batcher = MicroBatcher(retriever, max_batch_queries=100)
-        await batcher.start()
-        try:
-            first = asyncio.create_task(batcher.retrieve(*requests[0]))
-            await asyncio.sleep(0.02)  # the worker is now inside the first (slow) call
-            rest = await asyncio.gather(*(batcher.retrieve(q, k) for q, k in requests[1:]))
-            return [await first, *rest]
-        finally:
-            await batcher.stop()
-
-    answers = asyncio.run(run())
-    for (queries, topk), answer in zip(requests, answers, strict=True):
-        expected = retriever.inner.retrieve(queries, topk)
-        assert [[h.passage.id for h in row] for row in answer] == [
-            [h.passage.id for h in row] for row in expected
-        ]
-    # the first request runs alone; the three that queued behind it share one call with the largest topk
-    assert retriever.calls == [(["Velmora"], 1), (["Tavrenna", "Ostravia", "Quorven", "capital"], 3)]
-
-
 def test_a_crashing_retriever_fails_the_request_with_500_and_the_server_goes_on() -> None:
-    app = create_retriever_app(_SlowRecordingRetriever())
+    app = create_retriever_app(_CrashingRetriever())
     with TestClient(app, raise_server_exceptions=False) as http:
         assert http.post("/retrieve", json={"queries": ["explode"]}).status_code == 500
         assert http.post("/retrieve", json={"queries": ["Velmora"]}).status_code == 200

@@ -7,12 +7,6 @@ true and the bare document otherwise — the shape Search-R1's ``retrieval_serve
 its clients work unchanged. A null or absent ``topk`` falls back to the server's default (3).
 ``GET /health`` reports the corpus size.
 
-Requests that arrive while a search runs are answered together: a single worker thread takes all
-waiting requests (up to ``max_batch_queries`` queries), runs one batched ``retrieve`` with the
-largest ``topk`` among them and hands each request its own rows, cut to its own ``topk``. One
-thread keeps CPU-bound scoring from fighting the event loop for the GIL, and batching amortises
-the per-call cost under load.
-
 Strict validation, every error a JSON body ``{"detail": ..., "errors": [{"field", "problem"}]}``:
 unknown fields, wrong types (``"3"`` is not an int, ``1`` is not a bool), an empty query list, an
 empty or over-long query, more than ``max_queries`` queries, ``topk < 1`` or over ``max_topk``
@@ -25,15 +19,13 @@ in-process retriever.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pydantic
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from turngym.envs.search.data import passage_from_row
@@ -89,65 +81,6 @@ def _limit_errors(
     return errors
 
 
-Pending = tuple[list[str], int, "asyncio.Future[list[list[Hit]]]"]
-
-
-class MicroBatcher:
-    """Answers concurrent requests with batched ``retrieve`` calls in one worker thread."""
-
-    def __init__(self, retriever: Retriever, max_batch_queries: int) -> None:
-        self.retriever, self.max_batch_queries = retriever, max_batch_queries
-        self._queue: asyncio.Queue[Pending] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def start(self) -> None:
-        self._queue = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieve")
-        self._task = asyncio.create_task(self._serve())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-
-    async def retrieve(self, queries: list[str], topk: int) -> list[list[Hit]]:
-        if self._queue is None:
-            raise RuntimeError(
-                "the retriever app was not started; run it under uvicorn or `with TestClient(app)`"
-            )
-        future: asyncio.Future[list[list[Hit]]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((queries, topk, future))
-        return await future
-
-    async def _serve(self) -> None:
-        assert self._queue is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0][0])
-            while not self._queue.empty() and size < self.max_batch_queries:
-                batch.append(self._queue.get_nowait())
-                size += len(batch[-1][0])
-            queries = [q for pending in batch for q in pending[0]]
-            topk = max(pending[1] for pending in batch)
-            try:
-                rows = await loop.run_in_executor(self._executor, self.retriever.retrieve, queries, topk)
-            except Exception as exc:  # a retriever failure fails these requests (HTTP 500), not the server
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for qs, k, future in batch:
-                if not future.done():
-                    future.set_result([hits[:k] for hits in rows[start : start + len(qs)]])
-                start += len(qs)
-
-
 def create_retriever_app(
     retriever: Retriever,
     *,
@@ -160,17 +93,7 @@ def create_retriever_app(
     """A FastAPI app serving ``retriever`` at ``POST /retrieve`` (see the module docstring)."""
     if not 1 <= default_topk <= max_topk:
         raise ConfigError(f"default topk must lie in [1, max_topk={max_topk}], got {default_topk}")
-    batcher = MicroBatcher(retriever, max_queries)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await batcher.start()
-        try:
-            yield
-        finally:
-            await batcher.stop()
-
-    app = FastAPI(title="turngym retriever", lifespan=lifespan)
+    app = FastAPI(title="turngym retriever")
     corpus_size = len(getattr(retriever, "passages", ()))
 
     @app.get("/health")
@@ -190,7 +113,7 @@ def create_retriever_app(
         if errors:
             return error_response(422, "invalid /retrieve request", errors=errors)
         topk = body.topk if body.topk is not None else default_topk
-        results = await batcher.retrieve(body.queries, topk)
+        results = await run_in_threadpool(retriever.retrieve, body.queries, topk)
         if body.return_scores:
             return {
                 "result": [
