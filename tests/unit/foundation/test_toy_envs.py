@@ -261,3 +261,17 @@ def test_calculator_hostile_input_through_the_env_is_a_tool_error() -> None:
     obs, _, terminated, _, info = env.step(calc_call("__import__('os').getcwd()"))
     assert obs.startswith("Error: ValueError: unsupported syntax")
     assert not terminated and info["invalid_action"] is False
+
+
+@pytest.mark.parametrize("env_class", [MazeEnv, CalculatorEnv])
+@pytest.mark.parametrize("task_id", [-1, "3", 2.0, True])
+def test_bad_task_ids_are_refused_clearly(env_class: type, task_id: object) -> None:
+    with pytest.raises(ValueError, match=f"task_id must be a non-negative integer, got {task_id!r}"):
+        env_class().reset(seed=0, options={"task_id": task_id})
+
+
+@pytest.mark.parametrize("env_class", [MazeEnv, CalculatorEnv])
+def test_task_ids_past_the_split_size_and_numpy_ints_work(env_class: type) -> None:
+    env = env_class(tasks=10)
+    assert env.reset(options={"task_id": np.int64(4)})[0] == env_class().reset(options={"task_id": 4})[0]
+    assert env.reset(options={"task_id": 25})[1]["task_id"] == 25

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from turngym.envs.core import StepOutcome, TextEnv
+from turngym.envs.toy import task_index
 from turngym.errors import ToolArgumentError, ToolNotFound
 from turngym.tools import Tool, Toolbox, parse_tool_calls
 
@@ -161,7 +162,7 @@ class CalculatorEnv(TextEnv):
         return self._problem
 
     def _reset(self, task_id: Any) -> str:
-        self._problem = make_problem(np.random.default_rng([SPLITS[self.split], int(task_id)]))
+        self._problem = make_problem(np.random.default_rng([SPLITS[self.split], task_index(task_id)]))
         self._calls = 0
         self._last_result = None
         return self._problem.text

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from turngym.envs.core import StepOutcome, TextEnv
+from turngym.envs.toy import task_index
 
 ROOM_NAMES = (
     "hall", "kitchen", "library", "study", "pantry", "cellar", "attic", "garden", "gallery",
@@ -66,7 +67,7 @@ class MazeEnv(TextEnv):
         )
 
     def _reset(self, task_id: Any) -> str:
-        rng = np.random.default_rng([SPLITS[self.split], int(task_id), self.size])
+        rng = np.random.default_rng([SPLITS[self.split], task_index(task_id), self.size])
         cells = [(r, c) for r in range(self.size) for c in range(self.size)]
         visited, doors = {cells[int(rng.integers(len(cells)))]}, set()
         while len(visited) < len(cells):  # randomized Prim: grow a spanning tree
