@@ -15,6 +15,7 @@ string argument. ``Tool.call(arguments)`` validates with pydantic (``extra="forb
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -94,11 +95,23 @@ class Tool:
             raise ToolArgumentError(f"bad arguments for tool {self.name!r}: {problems}") from exc
 
     def run(self, args: pydantic.BaseModel) -> ToolResult:
-        """Run on validated arguments; an exception the function raises becomes the result."""
+        """Run on validated arguments; an exception the function raises becomes the result.
+
+        The output must be JSON (str, numbers, bool, None, lists, dicts with str keys) so that a
+        tool behaves the same in-process and over HTTP; any other value is an error result.
+        """
         try:
             output = self.fn(**{k: getattr(args, k) for k in type(args).model_fields})
         except Exception as exc:  # the tool's own failure is its result, shown to the model
             return ToolResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+        try:
+            json.dumps(output, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return ToolResult(
+                ok=False,
+                error=f"tool {self.name!r} returned a value that is not JSON ({exc}); "
+                "return str, numbers, lists or dicts",
+            )
         return ToolResult(ok=True, output=output)
 
     def call(self, arguments: Mapping[str, Any]) -> ToolResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -84,6 +85,38 @@ def test_a_tool_that_raises_gives_an_error_result() -> None:
     assert result == ToolResult(ok=False, error="RuntimeError: the tool failed")
     assert result.as_text() == "Error: RuntimeError: the tool failed"
     assert ToolResult(ok=True, output=[1, 2]).as_text() == "[1, 2]"
+
+
+def odd_output(kind: str) -> object:
+    """Return a value that may not be JSON."""
+    return {"bytes": b"\xff", "set": {1}, "nan": math.nan, "nested": {"a": [1, "b", None, 2.5]}}[kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("bytes", "Object of type bytes is not JSON serializable"),
+        ("set", "Object of type set is not JSON serializable"),
+        ("nan", "Out of range float values are not JSON compliant"),
+    ],
+)
+def test_non_json_output_is_an_error_result_in_process_and_over_http(kind: str, problem: str) -> None:
+    tool = Tool.from_function(odd_output)
+    expected = f"tool 'odd_output' returned a value that is not JSON ({problem}); "
+    expected += "return str, numbers, lists or dicts"
+    assert tool.call({"kind": kind}) == ToolResult(ok=False, error=expected)
+
+    async def over_http() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_tool_app([tool]))
+        async with httpx.AsyncClient(transport=transport, base_url="http://tools") as client:
+            return await client.post("/tools/odd_output", json={"kind": kind})
+
+    response = asyncio.run(over_http())
+    assert (response.status_code, response.json()) == (200, {"ok": False, "output": None, "error": expected})
+
+
+def test_json_output_passes_unchanged() -> None:
+    assert Tool.from_function(odd_output).call({"kind": "nested"}).output == {"a": [1, "b", None, 2.5]}
 
 
 def test_tool_arguments_need_annotations() -> None:
