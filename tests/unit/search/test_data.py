@@ -92,6 +92,24 @@ def test_load_qa_flashrag_jsonl(tmp_path: Path) -> None:
     assert render_prompt(examples[1].question).endswith("Question: capital of france?\n")
 
 
+def test_load_qa_json_array(tmp_path: Path) -> None:
+    path = tmp_path / "dev.json"
+    path.write_text(
+        json.dumps(
+            [{"question": "q one", "golden_answers": ["a"]}, {"question": "q two", "golden_answers": ["b"]}],
+            indent=2,
+        )
+    )
+    examples = load_qa(path)
+    assert [(e.id, e.question, e.golden_answers) for e in examples] == [
+        ("0", "q one", ("a",)),
+        ("1", "q two", ("b",)),
+    ]
+    path.write_text("[{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_qa(path)
+
+
 def test_load_qa_search_r1_parquet(tmp_path: Path) -> None:
     prompt = render_prompt("who founded Velmora")
     rows = [

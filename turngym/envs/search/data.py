@@ -5,7 +5,7 @@ as in Search-R1's ``wiki-18.jsonl`` (DPR 2018 Wikipedia); the first line of ``co
 title, in quotes. Rows that carry ``title`` and ``text`` instead of ``contents`` (the FlashRAG /
 DPR variant) are accepted and rendered into the same ``contents`` form.
 
-QA files (research note §3.3): JSONL or Parquet rows in the FlashRAG shape ``{"id", "question",
+QA files (research note §3.3): JSONL, a JSON array, or Parquet rows in the FlashRAG shape ``{"id", "question",
 "golden_answers": [...]}``, or Search-R1's training rows, which add ``data_source``, a chat
 ``prompt`` and ``reward_model.ground_truth.target``; when ``question`` is absent it is read back
 from the prompt after its ``Question:`` marker, and ``golden_answers`` from the ground truth.
@@ -165,7 +165,7 @@ def qa_from_row(row: Any, *, index: int, where: str = "row") -> QAExample:
 
 
 def load_qa(path: str | Path) -> list[QAExample]:
-    """Read QA examples from ``.jsonl``/``.json`` lines or ``.parquet`` (needs pyarrow)."""
+    """Read QA examples from ``.jsonl`` (or ``.json``) lines, a ``.json`` array, or ``.parquet`` (pyarrow)."""
     path = _require_file(path, "QA")
     if path.suffix == ".parquet":
         try:
@@ -176,6 +176,11 @@ def load_qa(path: str | Path) -> list[QAExample]:
             rows: list[tuple[int, Any]] = list(enumerate(pq.read_table(path).to_pylist(), start=1))
         except Exception as exc:  # pyarrow raises several types for a corrupt file
             raise ConfigError(f"{path} is not a readable Parquet file: {exc}") from exc
+    elif path.suffix == ".json" and path.read_text(encoding="utf-8").lstrip().startswith("["):
+        try:
+            rows = list(enumerate(json.loads(path.read_text(encoding="utf-8")), start=1))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     elif path.suffix in (".jsonl", ".json"):
         rows = list(_jsonl_rows(path))
     else:
