@@ -102,7 +102,10 @@ STOPWORDS = "en"
 class BM25Retriever:
     """BM25 over a list of passages (see the module docstring)."""
 
-    def __init__(self, passages: Sequence[Passage], *, k1: float = 0.9, b: float = 0.4, _index: Any = None):
+    def __init__(
+        self, passages: Sequence[Passage], *, k1: float = 0.9, b: float = 0.4, _index: Any = None
+    ) -> None:
+        """Index ``passages`` (``_index``, a loaded ``bm25s.BM25``, is untyped upstream, hence Any)."""
         import bm25s
 
         if not passages:
