@@ -1,9 +1,10 @@
 """The WebShop page as an HTML fragment a person can shop in.
 
 Every action is a form that POSTs one field, ``action``, to the relative URL ``act``: the search
-box is a text input named ``action`` pre-filled with ``search[]`` (a small script puts a typed
-query inside the brackets when they are missing), every button, product link and option value is
-a submit button whose value is the exact ``click[...]`` text. All product text is escaped.
+box is a text input named ``action`` (on submit, a one-line script wraps typed words as
+``search[words]``; text already written as ``search[...]`` is sent as it is), and every button,
+product link and option value is a submit button whose value is the exact ``click[...]`` text.
+All product text is escaped.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def _click_form(node: Node) -> str:
 def _search_form() -> str:
     return (
         f'<form method="post" action="act" onsubmit="{escape(_WRAP_QUERY)}">'
-        '<input type="text" name="action" value="search[]" size="60" id="search-box" '
-        'aria-label="search query, written as search[words]">'
+        '<input type="text" name="action" value="" size="60" id="search-box" required '
+        'placeholder="words to search for" aria-label="search query">'
         '<button type="submit" id="search-button">Search</button></form>'
     )
 

@@ -34,6 +34,8 @@ SUB_PAGES = ("Description", "Features", "Reviews")
 
 
 class PageKind(str, Enum):
+    """Which of WebShop's pages is shown."""
+
     SEARCH = "search"
     RESULTS = "results"
     ITEM = "item"
@@ -58,12 +60,19 @@ class ShopState:
 
     page: PageKind = PageKind.SEARCH
     keywords: str = ""
+    """The last search, lowercased."""
     page_no: int = 1
+    """The results page shown (1-based)."""
     results: tuple[str, ...] = ()
+    """Asins of the last search, best first (at most 50)."""
     asin: str | None = None
+    """The product open on the item page or a sub-page."""
     sub_page: str = ""
+    """``Description``, ``Features`` or ``Reviews`` on a sub-page."""
     options: dict[str, str] = field(default_factory=dict)
+    """Option name -> chosen value for the open product."""
     searches: int = 0
+    """Searches made in this episode."""
 
 
 @dataclass(frozen=True)
