@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from turngym.envs.core import StepOutcome, TextEnv
 from turngym.errors import ConfigError
 
 GAME_FILE = "game.tw-pddl"
+KEEP_LOADED = 4
 
 
 def default_cache_dir() -> Path:
@@ -107,7 +109,7 @@ class ALFWorldTWEnv(TextEnv):
         self.anchor_mode = anchor
         self.win_reward = win_reward
         self._env: Any = None
-        self._loaded: Path | None = None
+        self._engines: OrderedDict[Path, Any] = OrderedDict()
         self._state: Any = None
         self._walkthrough: list[str] = []
         self._history: list[str] = []
@@ -134,18 +136,26 @@ class ALFWorldTWEnv(TextEnv):
 
     def _reset(self, task_id: Any) -> str:
         path = self.game_file(int(task_id))
-        if self._env is None or self._loaded != path:
-            if self._env is not None:
-                self._env.close()
-            infos = self._textworld.EnvInfos(
-                won=True, admissible_commands=True, facts=self.anchor_mode == "state"
-            )
-            self._env = self._textworld.start(str(path), request_infos=infos, wrappers=[self._demangler])
-            self._loaded = path
+        self._env = self._engine(path)
         self._state = self._env.reset()
         self._walkthrough = list(json.loads(path.read_text()).get("walkthrough") or [])
         self._history = []
         return str(self._state.feedback)
+
+    def _engine(self, path: Path) -> Any:
+        """The loaded engine of ``path``; the last :data:`KEEP_LOADED` games stay loaded (loading
+        a game parses the domain, grammar and problem, which takes seconds)."""
+        if path in self._engines:
+            self._engines.move_to_end(path)
+            return self._engines[path]
+        infos = self._textworld.EnvInfos(
+            won=True, admissible_commands=True, facts=self.anchor_mode == "state"
+        )
+        engine = self._textworld.start(str(path), request_infos=infos, wrappers=[self._demangler])
+        self._engines[path] = engine
+        if len(self._engines) > KEEP_LOADED:
+            self._engines.popitem(last=False)[1].close()
+        return engine
 
     def _step(self, action: str) -> StepOutcome:
         command = normalize(action)
@@ -180,7 +190,8 @@ class ALFWorldTWEnv(TextEnv):
         return plan[0] if plan else "look"
 
     def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+        self._env = None
         super().close()
