@@ -222,3 +222,24 @@ def test_registered_env_passes_check_env(tmp_path: Path, monkeypatch: pytest.Mon
     env = make("turngym/WebShop-v0")
     assert isinstance(env, WebShopEnv) and env.max_turns == 15 and env.num_tasks == 1500  # 3000 goals, train
     check_env(env, make_fresh=lambda: make("turngym/WebShop-v0"))
+
+
+def test_random_and_malformed_actions_never_raise(env: WebShopEnv) -> None:
+    rng = np.random.default_rng(0)
+    junk = [
+        "click[]",
+        "click[[x]]",
+        "search[a]b",
+        "CLICK[Back to Search]",
+        "search[" + "z" * 5000 + "]",
+        "🙂",
+    ]
+    for episode in range(40):
+        obs, info = env.reset(seed=episode, options={"task_id": episode})
+        for _ in range(15):
+            action = junk[int(rng.integers(len(junk)))] if rng.random() < 0.3 else env.random_action(rng)
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert isinstance(obs, str) and 0.0 <= reward <= 1.0
+            assert info["invalid_action"] == obs.startswith("Invalid action: ")
+            if terminated or truncated:
+                break
