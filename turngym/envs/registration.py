@@ -2,9 +2,12 @@
 
 ``register("turngym/Maze-v0", "turngym.envs.toy.maze:MazeEnv", description=..., **defaults)``
 adds a Gymnasium ``EnvSpec`` (so ``gymnasium.make("turngym/Maze-v0")`` works too) and remembers the
-id and its one-line description for ``list_envs``. ``make(id, **kwargs)`` returns the bare
-:class:`~turngym.envs.core.TextEnv` (no Gymnasium wrappers: the base class already enforces
-reset-before-step and the turn limit), with ``kwargs`` overriding the registered defaults.
+id and its one-line description for ``list_envs``. Registering an id again with the same entry
+point, description and defaults does nothing; with anything different it is refused (a plugin
+cannot silently replace another package's env: it registers a new version or its own namespace).
+``make(id, **kwargs)`` returns the bare :class:`~turngym.envs.core.TextEnv` (no Gymnasium
+wrappers: the base class already enforces reset-before-step and the turn limit), with ``kwargs``
+overriding the registered defaults.
 
 Third-party packages register through the entry-point group ``turngym.envs``: each entry names a
 function that calls ``register`` for the package's envs, e.g. in its ``pyproject.toml``::
@@ -60,6 +63,15 @@ def register(id: str, entry_point: str, *, description: str = "", **defaults: An
         )
     if ":" not in entry_point:
         raise RegistryError(f"entry_point must look like 'package.module:ClassName', got {entry_point!r}")
+    if id in _REGISTERED:
+        unchanged = _REGISTERED[id] == EnvInfo(id, description, entry_point)
+        if unchanged and gymnasium.spec(id).kwargs == defaults:
+            return  # registering the same env again (e.g. a plugin loaded twice) is a no-op
+        raise RegistryError(
+            f"{id!r} is already registered (entry point {_REGISTERED[id].entry_point!r}); "
+            f"register a new version (e.g. '{id.rsplit('-v', 1)[0]}-v{int(id.rsplit('-v', 1)[1]) + 1}') "
+            "or use your own namespace"
+        )
     gymnasium.register(
         id=id,
         entry_point=entry_point,

@@ -136,3 +136,35 @@ def test_a_broken_turngym_entry_point_is_an_error_not_a_missing_extra(registered
     registered.append("testns/Broken-v0")
     with pytest.raises(ModuleNotFoundError, match=r"turngym\.envs\.no_such_family"):
         registration.missing_requirements("testns/Broken-v0")
+
+
+def test_registering_the_same_env_again_is_a_silent_no_op(registered: list[str]) -> None:
+    turngym.register("testns/Counter-v3", COUNTER, description="count", target=4)
+    registered.append("testns/Counter-v3")
+    turngym.register("testns/Counter-v3", COUNTER, description="count", target=4)  # no warning, no error
+    assert turngym.make("testns/Counter-v3").target == 4
+
+
+@pytest.mark.parametrize(
+    ("entry_point", "description", "defaults"),
+    [
+        ("tests.unit.foundation.envs_for_tests:NondeterministicEnv", "count", {"target": 4}),
+        (COUNTER, "another description", {"target": 4}),
+        (COUNTER, "count", {"target": 5}),
+    ],
+)
+def test_replacing_a_registered_env_is_refused(
+    registered: list[str], entry_point: str, description: str, defaults: dict[str, int]
+) -> None:
+    turngym.register("testns/Counter-v9", COUNTER, description="count", target=4)
+    registered.append("testns/Counter-v9")
+    with pytest.raises(RegistryError, match=r"register a new version \(e.g. 'testns/Counter-v10'\)"):
+        turngym.register("testns/Counter-v9", entry_point, description=description, **defaults)
+    assert turngym.make("testns/Counter-v9").target == 4
+    assert type(turngym.make("testns/Counter-v9")).__name__ == "CounterEnv"
+
+
+def test_a_plugin_cannot_replace_a_builtin_env() -> None:
+    with pytest.raises(RegistryError, match="'turngym/Maze-v0' is already registered"):
+        turngym.register("turngym/Maze-v0", COUNTER)
+    assert type(turngym.make("turngym/Maze-v0")) is MazeEnv
