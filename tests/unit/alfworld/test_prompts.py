@@ -32,7 +32,7 @@ def test_parse_action_projection() -> None:
     assert parse_action("<action>look</action>") == ("look", False)
     assert parse_action("<think>\u4f60\u597d</think><action>look</action>") == ("look", False)
     assert parse_action("I will just go to the desk number one now") == (
-        "go to the desk number one now",
+        " go to the desk number one now",
         False,
     )
 
