@@ -145,3 +145,28 @@ def test_usage_errors_come_from_click_with_exit_code_2(
     code, err = run_main(["eval", "turngym/Maze-v0", "--episodes", "0"], monkeypatch, capsys)
     assert code == 2
     assert "Invalid value for '--episodes'" in err and "Traceback" not in err
+
+
+def test_load_tools_from_builtin_names_and_module_attributes() -> None:
+    from turngym.cli.serve import load_tools
+    from turngym.envs.toy.calculator import CALCULATOR
+
+    assert load_tools("calculator") == [CALCULATOR]
+    assert load_tools("turngym.envs.toy.calculator:CALCULATOR") == [CALCULATOR]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("python_exec", "unknown tool 'python_exec': give a built-in name \\(calculator"),
+        ("no_such_module_xyz:TOOLS", "cannot load tools from 'no_such_module_xyz:TOOLS'"),
+        ("turngym.envs.toy.calculator:NOPE", "cannot load tools from 'turngym.envs.toy.calculator:NOPE'"),
+        ("turngym.envs.toy.calculator:calculator", "is not a turngym Tool or a list of Tools"),
+    ],
+)
+def test_load_tools_errors(target: str, message: str) -> None:
+    from turngym.cli.serve import load_tools
+    from turngym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_tools(target)
