@@ -17,8 +17,8 @@ then UTF-8 JSON). It first answers ``{"ready": true, ...}``; then, for each requ
    namespace under bubblewrap), reaps them (the worker is a child subreaper) and deletes the
    directory, so the next run starts clean.
 
-A fourth argument makes it a one-shot worker (the docker backend's mode): it reads one request
-from that JSON file, deletes the file, answers with one frame on stdout and exits.
+A fourth argument ``--once`` makes it a one-shot worker (the docker backend's mode): it serves
+one request frame from stdin without the ``ready`` greeting and exits.
 
 It never imports turngym: the interpreter that runs it may not see the project's virtualenv.
 """
@@ -389,11 +389,10 @@ def main():
         os.dup2(null, fd)
     os.makedirs(base_dir, mode=0o711, exist_ok=True)
     worker = Worker(run_uid, pid_namespace, base_dir)
-    if len(sys.argv) > 4:
-        with open(sys.argv[4], encoding="utf-8") as handle:
-            request = json.load(handle)
-        os.unlink(sys.argv[4])
-        write_frame(proto_out, serve_one(worker, request))
+    if len(sys.argv) > 4 and sys.argv[4] == "--once":
+        request = read_frame(proto_in)
+        if request is not None:
+            write_frame(proto_out, serve_one(worker, request))
         return
     write_frame(proto_out, {"ready": True, "uid": worker.run_uid, "root": worker.root, "pid": os.getpid()})
     while True:

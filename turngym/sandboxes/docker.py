@@ -4,9 +4,9 @@
 from a minimal Debian root file system with ``python3-minimal``) with: no network
 (``network_mode=none``), a read-only root file system, a tmpfs ``/work``, a memory ceiling, a
 pids limit, a CPU quota, ``no-new-privileges`` and only the capabilities the worker needs to drop
-to an unprivileged uid and clean up. A container idles on ``sleep infinity``; a run copies the
-request into ``/work`` (``put_archive``) and execs the same worker program the local backend uses
-(``_worker.py``, in its one-shot mode) with the container's Python, so limits, statuses, output
+to an unprivileged uid and clean up. A container idles on ``sleep infinity``; a run execs the
+same worker program the local backend uses (``_worker.py``, in its one-shot mode, the request
+framed on the exec's stdin) with the container's Python, so limits, statuses, output
 caps and the kill-everything-left-behind step are identical. Every container has its own run uid,
 so the per-uid process limit of one run cannot starve a run in another container. One run uses
 a container at a time; a container that stopped is replaced before the next run.
@@ -14,13 +14,12 @@ a container at a time; a container that stopped is replaced before the next run.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import os
 import queue
+import socket
 import struct
-import tarfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -78,17 +77,6 @@ def docker_client(timeout_s: float = 120.0) -> Any:
             f"no Docker engine answers ({exc}); start one, e.g. with .ci/setup.d/docker.sh"
         ) from exc
     return client
-
-
-def _archive(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o600
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 class DockerSandbox:
@@ -164,39 +152,43 @@ class DockerSandbox:
             self._give_back(container)
 
     def _run_in(self, container: Any, request: RunRequest) -> ExecResult:
+        from docker.utils.socket import frames_iter
+
         local = LocalConfig(
             output_limit=self.config.output_limit,
             max_processes=self.config.max_processes,
             max_file_bytes=self.config.max_file_bytes,
             max_open_files=self.config.max_open_files,
         )
-        message = Worker.message(request, local)
-        archive = _archive(
-            {"request.json": json.dumps(message).encode(), "worker.py": self._worker_source.encode()}
-        )
-        if not container.put_archive("/work", archive):
-            raise SandboxError(f"could not copy the request into container {container.short_id}")
-        command = [
-            self.config.python,
-            "-I",
-            "/work/worker.py",
-            str(RUN_UID),
-            "1",
-            "/work/runs",
-            "/work/request.json",
-        ]
-        exit_code, (stdout, stderr) = container.exec_run(command, demux=True)
-        stdout = stdout or b""
-        if exit_code != 0 or len(stdout) < 4:
+        body = json.dumps(Worker.message(request, local)).encode()
+        uid = RUN_UID + int(container.labels.get(LABEL, "0"))
+        command = [self.config.python, "-I", "-c", self._worker_source, str(uid), "0", "/work/runs", "--once"]
+        api = self.client.api
+        exec_id = api.exec_create(container.id, command, stdin=True, stdout=True, stderr=True)["Id"]
+        stream = api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        try:
+            raw.sendall(struct.pack(">I", len(body)) + body)
+            raw.shutdown(socket.SHUT_WR)
+            out, err = bytearray(), bytearray()
+            for kind, data in frames_iter(stream, tty=False):
+                if kind == 1:
+                    out.extend(data)
+                elif len(err) < 65536:
+                    err.extend(data)
+        finally:
+            stream.close()
+        exit_code = api.exec_inspect(exec_id)["ExitCode"]
+        if exit_code != 0 or len(out) < 4:
             container.reload()
             if container.status != "running":
                 return ExecResult("killed", None, "", "the sandbox container stopped during the run", 0.0)
-            detail = (stderr or b"").decode(errors="replace")[-500:]
+            detail = err.decode(errors="replace")[-500:]
             raise SandboxError(
                 f"the sandbox worker in {container.short_id} failed (exit {exit_code}): {detail}"
             )
-        size = struct.unpack(">I", stdout[:4])[0]
-        return Worker.result(json.loads(stdout[4 : 4 + size]))
+        size = struct.unpack(">I", out[:4])[0]
+        return Worker.result(json.loads(out[4 : 4 + size]))
 
     def _acquire(self) -> Any:
         timeout = self.config.acquire_timeout_s
