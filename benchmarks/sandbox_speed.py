@@ -13,11 +13,12 @@ round) so that load on the shared machine hits every mode alike:
 * ``local, no pool`` ``LocalSandbox(pool_size=0)``: each run starts its own jailed worker;
 * ``local, pooled`` ``LocalSandbox(pool_size=1)``: a pre-started worker forks a child per run;
 
-each for the isolation this machine has (``bwrap`` when bubblewrap is installed, and ``process``).
+each for the isolation this machine has (``bwrap`` when bubblewrap is installed, and ``process``),
+and ``docker, warm container`` (an exec in a pooled container) when an engine and the image exist.
 Reported: median and 99th percentile in milliseconds, and the ratio of medians to the baseline.
 
-Throughput: ``turngym serve sandbox``'s app (local backend, pool of 8, at most 8 in flight)
-under uvicorn on 127.0.0.1, driven by N client threads that each post ``/run_code`` requests
+Throughput: a ``turngym serve sandbox`` process (local backend, pool of 8, at most 8 in flight)
+on 127.0.0.1, driven by N client threads of this process that each post ``/run_code`` requests
 back to back for a fixed count; runs per second = requests / wall time (N = 1, 2, 8).
 
 Prints a markdown table and writes ``benchmarks/results/sandbox_speed.json``.
@@ -33,7 +34,7 @@ import shutil
 import socket
 import statistics
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,10 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from turngym.sandboxes import LocalConfig, LocalSandbox
-from turngym.sandboxes.server import create_sandbox_app
 
 RESULTS = Path(__file__).parent / "results" / "sandbox_speed.json"
 PYTHON = "/usr/bin/python3"
@@ -71,6 +70,10 @@ def overhead(runs: int) -> list[dict[str, Any]]:
             boxes.append(box)
             name = f"local {isolation}, {'pooled' if pool else 'no pool'}"
             modes[name] = lambda box=box: box.run("print(1)").stdout
+    docker_box = _docker_sandbox()
+    if docker_box is not None:
+        boxes.append(docker_box)  # type: ignore[arg-type]
+        modes["docker, warm container"] = lambda: docker_box.run("print(1)").stdout
     times: dict[str, list[float]] = {name: [] for name in modes}
     try:
         for name, call in modes.items():
@@ -96,48 +99,67 @@ def overhead(runs: int) -> list[dict[str, Any]]:
     ]
 
 
+def _docker_sandbox() -> Any:
+    """A one-container docker sandbox when an engine and the image are there, else None."""
+    try:
+        from turngym.sandboxes.docker import DockerSandbox
+
+        return DockerSandbox(pool_size=1)
+    except Exception as exc:
+        print(f"(docker mode skipped: {exc})")
+        return None
+
+
 def throughput(requests: int, concurrencies: tuple[int, ...]) -> list[dict[str, Any]]:
-    """Runs per second through the HTTP server at each client concurrency."""
+    """Runs per second through a ``turngym serve sandbox`` process at each client concurrency."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    top = str(max(concurrencies))
+    command = [str(Path(sys.executable).with_name("turngym")), "serve", "sandbox", "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--pool-size", top, "--max-concurrency", top],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
     rows = []
-    with LocalSandbox(pool_size=max(concurrencies)) as sandbox:
-        app = create_sandbox_app(sandbox, max_concurrency=max(concurrencies))
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{port}/run_code"
-        try:
-            for concurrency in concurrencies:
-                per_client = max(1, requests // concurrency)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/health").raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the sandbox server did not start") from None
+                time.sleep(0.1)
+        for concurrency in concurrencies:
+            per_client = max(1, requests // concurrency)
 
-                def client(count: int = per_client) -> list[str]:
-                    with httpx.Client(timeout=30) as http:
-                        return [
-                            http.post(url, json={"code": "print(1)"}).json()["status"] for _ in range(count)
-                        ]
-
-                start = time.perf_counter()
-                with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                    statuses = [
-                        s for batch in pool.map(lambda _: client(), range(concurrency)) for s in batch
+            def client(count: int = per_client) -> list[str]:
+                with httpx.Client(timeout=30) as http:
+                    return [
+                        http.post(f"{base}/run_code", json={"code": "print(1)"}).json()["status"]
+                        for _ in range(count)
                     ]
-                elapsed = time.perf_counter() - start
-                rows.append(
-                    {
-                        "concurrency": concurrency,
-                        "requests": len(statuses),
-                        "success": statuses.count("Success"),
-                        "runs_per_s": len(statuses) / elapsed,
-                        "mean_latency_ms": elapsed / per_client * 1000,
-                    }
-                )
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                statuses = [s for batch in pool.map(lambda _: client(), range(concurrency)) for s in batch]
+            elapsed = time.perf_counter() - start
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "requests": len(statuses),
+                    "success": statuses.count("Success"),
+                    "runs_per_s": len(statuses) / elapsed,
+                    "mean_latency_ms": elapsed / per_client * 1000,
+                }
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     return rows
 
 
