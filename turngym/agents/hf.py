@@ -17,6 +17,12 @@ trainer needs come from the very logits the tokens were drawn from:
    Temperature 0 is greedy decoding and reports the untempered log-probs.
 4. A row stops at an end-of-sequence id (the tokenizer's and the generation config's) or when its
    decoded text contains a stop string; the stop token is part of the sample (it was sampled).
+   A finished row is fed padding with attention mask 0 until the batch is done.
+5. Prefix reuse: the KV cache of the last call is kept. When every prompt of the next call extends
+   one of the sequences it holds (the agent loop's ``full`` mode appends an observation to the
+   previous prompt and action), only the new tokens are run, right after the cached ones (the
+   gaps left by padding stay masked). The cache is dropped when the weights change (a version
+   bump or an in-place update of any parameter).
 """
 
 from __future__ import annotations
@@ -72,6 +78,13 @@ class HFPolicy:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
         params = inspect.signature(model.forward).parameters  # transformers 5 renamed the KV cache
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.prefix_cache = True
+        """Keep the last call's KV cache and reuse it for prompts that extend its sequences."""
+        self._kv: tuple[Any, torch.Tensor, list[list[int]], tuple[int, tuple[int, ...]]] | None = None
+        self.prefilled_tokens = 0
+        """Prompt tokens run through the model so far (reused cache entries are not counted)."""
+        self.cache_hits = 0
+        """generate() calls that reused the previous call's KV cache."""
 
     @classmethod
     def from_pretrained(
@@ -127,14 +140,21 @@ class HFPolicy:
 
     def _sample(self, rows: list[list[int]], params: SamplingParams) -> list[Completion]:
         device = self.device
-        batch, width = len(rows), max(len(r) for r in rows)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        batch = len(rows)
+        reused, self._kv = self._reusable(rows), None  # the stored cache is consumed either way
+        if reused is None:
+            width = max(len(r) for r in rows)
+            chunk, chunk_mask = self._left_padded(rows, width)
+            mask, positions, past = chunk_mask, (chunk_mask.cumsum(-1) - 1).clamp(min=0), None
+        else:
+            past, old_mask, fed = reused
+            suffixes = [row[len(f) :] for row, f in zip(rows, fed, strict=True)]
+            chunk, chunk_mask = self._left_padded(suffixes, max(len(x) for x in suffixes))
+            start = torch.tensor([len(f) for f in fed], device=device)[:, None]
+            positions = (start + chunk_mask.cumsum(-1) - 1).clamp(min=0)
+            mask = torch.cat([old_mask, chunk_mask], dim=-1)
+            self.cache_hits += 1
+        self.prefilled_tokens += int(chunk_mask.sum())
         generator = torch.Generator(device=device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed() % 2**63)
 
@@ -145,10 +165,9 @@ class HFPolicy:
         finish: list[str | None] = [None] * batch
         eos = torch.tensor(sorted(self.eos_ids), device=device)
 
-        result = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        past = self._cache_of(result)
+        result = self._forward(chunk, mask, positions, past)
         next_pos = positions[:, -1:] + 1
-        for _ in range(params.max_new_tokens):
+        for step in range(params.max_new_tokens):
             logits = result.logits[:, -1, :].float()
             tokens, logprobs, dist = self._pick(logits, params, generator)
             alive = [i for i in range(batch) if finish[i] is None]
@@ -166,18 +185,20 @@ class HFPolicy:
                     out_top[i].append(tuple(pairs))
                 if is_eos[i] or (params.stop and self._hits_stop(out_ids[i], params.stop)):
                     finish[i] = "stop"
+                elif step + 1 == params.max_new_tokens:
+                    finish[i] = "length"
             if all(f is not None for f in finish):
                 break
+            live = [finish[i] is None for i in range(batch)]
             feed = torch.tensor(
-                [tok_list[i] if finish[i] is None else self.pad_id for i in range(batch)], device=device
+                [tok_list[i] if live[i] else self.pad_id for i in range(batch)], device=device
             )
-            mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=device)], dim=-1)
-            result = self._model(
-                input_ids=feed[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True,
-                **{self._cache_kw: past},
-            )  # fmt: skip
-            past = self._cache_of(result)
+            mask = torch.cat([mask, torch.tensor(live, dtype=mask.dtype, device=device)[:, None]], dim=-1)
+            result = self._forward(feed[:, None], mask, next_pos, self._cache_of(result))
             next_pos = next_pos + 1
+        if self.prefix_cache:  # what the cache holds: each prompt and all but its last sampled token
+            fed_rows = [row + out[:-1] for row, out in zip(rows, out_ids, strict=True)]
+            self._kv = (self._cache_of(result), mask, fed_rows, self._weights_stamp())
         return [
             Completion(
                 token_ids=tuple(out_ids[i]),
@@ -189,6 +210,49 @@ class HFPolicy:
             )
             for i in range(batch)
         ]
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any) -> Any:
+        kwargs = {self._cache_kw: past} if past is not None else {}
+        return self._model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs
+        )
+
+    def _left_padded(self, rows: Sequence[Sequence[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            if row:
+                ids[i, width - len(row) :] = torch.tensor(row)
+                mask[i, width - len(row) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _weights_stamp(self) -> tuple[int, tuple[int, ...]]:
+        """Changes whenever the weights do (update_weights, or an optimizer step in place)."""
+        return self.version, tuple(p._version for p in self._model.parameters())
+
+    def _reusable(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, list[list[int]]] | None:
+        """The stored KV cache re-indexed for ``rows`` when every row extends a cached sequence."""
+        if self._kv is None:
+            return None
+        cache, mask, fed, stamp = self._kv
+        layers = getattr(cache, "layers", None)
+        if (
+            stamp != self._weights_stamp()
+            or not layers
+            or any(type(x).__name__ != "DynamicLayer" for x in layers)
+        ):
+            return None
+        picks = []
+        for row in rows:
+            match = next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
+            if match is None:
+                return None
+            picks.append(match)
+        index = torch.tensor(picks, device=self.device)
+        for layer in layers:
+            layer.keys = layer.keys.index_select(0, index)
+            layer.values = layer.values.index_select(0, index)
+        return cache, mask.index_select(0, index), [fed[j] for j in picks]
 
     @staticmethod
     def _cache_of(result: Any) -> Any:

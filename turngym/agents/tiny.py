@@ -159,6 +159,9 @@ def build_model(vocab_size: int, eos_id: int, pad_id: int):  # -> transformers.Q
 
 def build_tiny(path: str | Path) -> Path:
     """Build the tokenizer and model and save them at ``path`` (replacing what is there)."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
     path = Path(path)
     tokenizer = build_tokenizer(training_corpus())
     model = build_model(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from turngym.cli import envs as envs_cmds
+from turngym.cli import eval as eval_cmds
 from turngym.cli import retriever as retriever_cmds
 from turngym.cli import sandbox as sandbox_cmds
 from turngym.cli import serve as serve_cmds
@@ -31,7 +32,7 @@ app.add_typer(serve_app, name="serve")
 app.command("envs")(envs_cmds.envs)
 app.command("check")(envs_cmds.check)
 app.command("play")(envs_cmds.play)
-app.command("eval")(envs_cmds.evaluate)
+app.command("eval")(eval_cmds.evaluate)
 serve_app.command("tools")(serve_cmds.serve_tools)
 serve_app.command("retriever")(retriever_cmds.serve_retriever)
 serve_app.command("env")(serve_cmds.serve_env)

@@ -1,4 +1,4 @@
-"""``turngym envs | check | play | eval``: list, verify, play and evaluate environments."""
+"""``turngym envs | check | play``: list, verify and play environments (``eval`` lives in ``eval.py``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from turngym.agents.baselines import BASELINES, run_episode, summarize
 from turngym.envs import list_envs, make, spec
 from turngym.envs.checker import check_env
 from turngym.envs.core import TextEnv
 from turngym.errors import ConfigError
-from turngym.trajectory import write_jsonl
 
 console = Console(highlight=False)
 
@@ -111,34 +109,3 @@ def play(
             outcome = "won" if info["won"] else ("out of turns" if truncated else "lost")
             console.print(f"[bold]episode over: {outcome}; return {total:g}[/]")
             return
-
-
-def evaluate(
-    env_id: Annotated[str, typer.Argument(help="Registered id, e.g. turngym/Maze-v0")],
-    agent: Annotated[str, typer.Option(help=f"Agent: {' | '.join(BASELINES)}")] = "expert",
-    episodes: Annotated[int, typer.Option(min=1)] = 20,
-    seed: int = 0,
-    option: OptionList = None,
-    out: Annotated[Path | None, typer.Option(help="Write the trajectories to this JSONL file")] = None,
-) -> None:
-    """Evaluate an agent on an environment and print success rate, return and turns."""
-    if agent not in BASELINES:
-        raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(BASELINES)}")
-    if out is not None:
-        prepare_output(out)
-    env = make_env(env_id, parse_options(option))
-    trajectories = [run_episode(env, env_id, agent, seed=seed + i, task_id=i) for i in range(episodes)]
-    env.close()
-    s = summarize(trajectories)
-    table = Table(
-        "env", "agent", "episodes", "success", "95% CI", "mean return", "mean turns", "invalid/turn"
-    )
-    lo, hi = s.success_ci95
-    table.add_row(
-        env_id, agent, str(s.episodes), f"{s.success_rate:.1%}", f"{lo:.2f}-{hi:.2f}",
-        f"{s.mean_return:.3f}", f"{s.mean_turns:.1f}", f"{s.invalid_rate:.2f}",
-    )  # fmt: skip
-    console.print(table)
-    if out is not None:
-        write_jsonl(out, trajectories)
-        console.print(f"trajectories written to {out}")

@@ -125,3 +125,37 @@ def test_bad_inputs(tiny_policy: HFPolicy) -> None:
         SamplingParams(top_p=0)
     with pytest.raises(ConfigError, match="temperature"):
         SamplingParams(temperature=-1)
+
+
+def test_prefix_reuse_keeps_logprobs_exact_and_skips_the_history(tiny_dir: Any) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    tok = policy.tokenizer
+    prompts = [tok.encode(t, add_special_tokens=False) for t in ("a long first prompt here", "hi")]
+    params = SamplingParams(temperature=0.9, max_new_tokens=6, seed=1)
+    first = policy.generate(prompts, params)
+    # The next prompts extend each sequence by its whole sample and a differently long observation.
+    observations = [tok.encode(t, add_special_tokens=False) for t in ("\nok", "\nyou are in the hall now")]
+    extended = [p + list(c.token_ids) + o for p, c, o in zip(prompts, first, observations, strict=True)]
+    extended.reverse()  # rows may come back in any order
+    before = policy.prefilled_tokens
+    second = policy.generate(extended, params)
+    assert policy.cache_hits == 1
+    assert policy.prefilled_tokens - before == sum(len(o) + 1 for o in observations)  # new tokens only
+    for prompt, completion in zip(extended, second, strict=True):
+        reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+    policy.prefix_cache = False
+    policy._kv = None
+    policy.generate(prompts, params)
+    fresh = policy.generate(extended, params)
+    assert [c.token_ids for c in fresh] == [c.token_ids for c in second] and policy.cache_hits == 1
+
+
+def test_changed_weights_drop_the_cache(tiny_dir: Any) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    params = SamplingParams(temperature=0, max_new_tokens=3)
+    (c,) = policy.generate([[5, 6, 7]], params)
+    with torch.no_grad():
+        policy.model.model.norm.weight.mul_(2.0)  # an optimizer step in place, no update_weights
+    policy.generate([[5, 6, 7, *c.token_ids, 9]], params)
+    assert policy.cache_hits == 0

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import torch
 
 from turngym.agents.chat import ChatFormat, action_text
-from turngym.agents.hf import HFPolicy
+from turngym.agents.hf import HFPolicy, sequence_logprobs
 from turngym.agents.loop import run_batch, run_group
 from turngym.agents.policy import Completion, LoopConfig, Policy, SamplingParams
 from turngym.agents.scripted import ExpertPolicy, ScriptedPolicy
@@ -93,6 +94,12 @@ def test_full_mode_is_token_exact_with_the_hf_policy(tiny_policy: HFPolicy) -> N
             expected = f"{closing}\n<|im_start|>user\n{turn.observation}<|im_end|>\n<|im_start|>assistant\n"
             assert tiny_policy.tokenizer.decode(turn.prompt_ids) == expected
     assert trajs[0].metadata["group"] == "2:11"
+    ids, consumed = trajs[0].token_ids, 0  # later turns reuse the KV cache: log-probs stay exact
+    for turn in trajs[0].turns:
+        consumed += len(turn.prompt_ids)
+        reference = sequence_logprobs(tiny_policy.model, ids[:consumed], turn.action_ids)
+        assert torch.allclose(torch.tensor(turn.action_logprobs), reference, atol=1e-4, rtol=0)
+        consumed += len(turn.action_ids)
 
 
 def test_window_mode_each_turn_is_its_own_prompt(tiny_policy: HFPolicy) -> None:

@@ -1,0 +1,201 @@
+"""``turngym eval``: run an agent on an environment, print a summary table, save trajectories.
+
+Agents: ``expert`` / ``random`` (model-free baselines), ``hf:tiny`` (the project's tiny model,
+built on first use), ``hf:PATH`` (any local Hugging Face causal-LM directory) and ``openai:URL``
+(any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays ``N / G`` tasks, G
+episodes each with the same task id and env seed (task ``k`` uses seed ``--seed + k``), so the
+spread within a group is the policy's own. ``--concurrency C`` is how many episodes run in
+lock-step (one batched ``generate`` per turn for ``hf``, C parallel requests for ``openai``).
+
+The table: success rate with its 95% Wilson interval, mean return, mean turns, invalid actions
+per turn, parse failures per turn and generated tokens per second (wall clock of the whole run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from turngym.agents.baselines import BASELINES, run_episode, summarize
+from turngym.agents.policy import LoopConfig, SamplingParams
+from turngym.cli.envs import OptionList, make_env, parse_options, prepare_output
+from turngym.errors import ConfigError
+from turngym.trajectory import Trajectory, write_jsonl
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+AGENTS = (*BASELINES, "hf:tiny", "hf:PATH", "openai:URL")
+
+
+def _jobs(episodes: int, group_size: int, seed: int) -> list[tuple[int, int]]:
+    if episodes % group_size:
+        raise ConfigError(
+            f"--episodes ({episodes}) must be a multiple of --group-size ({group_size}); "
+            f"e.g. --episodes {episodes - episodes % group_size or group_size}"
+        )
+    return [(task, seed + task) for task in range(episodes // group_size) for _ in range(group_size)]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+
+
+def _run_baseline(
+    env_id: str, options: dict[str, Any], agent: str, jobs: Sequence[tuple[int, int]]
+) -> list[Trajectory]:
+    env = make_env(env_id, options)
+    out = []
+    with _progress() as progress:
+        bar = progress.add_task("episodes", total=len(jobs))
+        for task, seed in jobs:
+            out.append(run_episode(env, env_id, agent, seed=seed, task_id=task))
+            progress.advance(bar)
+    env.close()
+    return out
+
+
+def _run_model(
+    env_id: str,
+    options: dict[str, Any],
+    policy: Any,
+    jobs: Sequence[tuple[int, int]],
+    config: LoopConfig,
+    chat: bool,
+) -> list[Trajectory]:
+    from turngym.agents.chat_loop import run_chat_batch
+    from turngym.agents.loop import run_batch
+
+    make_env(env_id, options).close()  # constructor mistakes surface before any model work
+
+    def factory() -> Any:
+        return make_env(env_id, options)
+
+    out: list[Trajectory] = []
+    with _progress() as progress:
+        bar = progress.add_task("episodes", total=len(jobs))
+        for start in range(0, len(jobs), config.batch_size):
+            chunk = jobs[start : start + config.batch_size]
+            if chat:
+                out += run_chat_batch(factory, policy, chunk, config)
+            else:
+                out += run_batch(factory, policy, policy.tokenizer, chunk, config)
+            progress.advance(bar, len(chunk))
+    return out
+
+
+def _load_policy(
+    agent: str, model: str | None, api: str, concurrency: int, threads: int | None, device: str
+) -> Any:
+    if agent.startswith("hf:"):
+        from turngym.agents.hf import HFPolicy
+        from turngym.agents.tiny import ensure_tiny
+
+        target = agent[3:]
+        if target == "tiny":
+            return HFPolicy.from_pretrained(ensure_tiny(), device=device, num_threads=threads or 1)
+        return HFPolicy.from_pretrained(Path(target).expanduser(), device=device, num_threads=threads)
+    from turngym.agents.openai import OpenAIConfig, OpenAIPolicy
+
+    name = model or os.environ.get("TURNGYM_OPENAI_MODEL", "default")
+    return OpenAIPolicy(OpenAIConfig(agent[7:], model=name, api=api, concurrency=concurrency))  # type: ignore[arg-type]
+
+
+def _tokens(trajectories: Sequence[Trajectory]) -> int:
+    sampled = sum(len(turn.action_ids) for t in trajectories for turn in t.turns)
+    return sampled + sum(int(t.metadata.get("completion_tokens", 0)) for t in trajectories)
+
+
+def _parse_failure_rate(trajectories: Sequence[Trajectory]) -> float:
+    turns = sum(len(t.turns) for t in trajectories)
+    failures = sum(float(t.metadata.get("metrics", {}).get("parse_failures", 0.0)) for t in trajectories)
+    return failures / turns if turns else 0.0
+
+
+def evaluate(
+    env_id: Annotated[str, typer.Argument(help="Registered id, e.g. turngym/Maze-v0")],
+    agent: Annotated[str, typer.Option(help=f"Agent: {' | '.join(AGENTS)}")] = "expert",
+    episodes: Annotated[int, typer.Option(min=1)] = 20,
+    group_size: Annotated[int, typer.Option(min=1, help="Episodes per task (same task id and seed)")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Episodes run in lock-step / parallel requests")
+    ] = 8,
+    seed: int = 0,
+    option: OptionList = None,
+    context: Annotated[str, typer.Option(help="full | window:k")] = "full",
+    temperature: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Generated tokens per turn")] = 64,
+    max_context: Annotated[
+        int, typer.Option(min=1, help="Context tokens before an episode is truncated")
+    ] = 4096,
+    model: Annotated[
+        str | None, typer.Option(help="openai: model name (default $TURNGYM_OPENAI_MODEL)")
+    ] = None,
+    api: Annotated[str, typer.Option(help="openai: chat | completions")] = "chat",
+    threads: Annotated[int | None, typer.Option(min=1, help="hf: CPU threads (hf:tiny default 1)")] = None,
+    device: Annotated[str, typer.Option(help="hf: cpu | cuda")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Write the trajectories to this JSONL file")] = None,
+) -> None:
+    """Evaluate an agent on an environment and print success rate, return, turns and speed."""
+    if agent not in BASELINES and not agent.startswith(("hf:", "openai:")):
+        raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    jobs = _jobs(episodes, group_size, seed)
+    options = parse_options(option)
+    if out is not None:
+        prepare_output(out)
+    start = time.perf_counter()
+    if agent in BASELINES:
+        trajectories = _run_baseline(env_id, options, agent, jobs)
+    else:
+        sampling = SamplingParams(
+            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
+        )
+        config = LoopConfig(
+            context=context,
+            sampling=sampling,
+            max_context_tokens=max_context,
+            batch_size=concurrency,
+            env_id=env_id,
+        )
+        policy = _load_policy(agent, model, api, concurrency, threads, device)
+        try:
+            trajectories = _run_model(env_id, options, policy, jobs, config, chat=agent.startswith("openai:"))
+        finally:
+            if hasattr(policy, "close"):
+                policy.close()
+    wall = time.perf_counter() - start
+    _print_summary(env_id, agent, trajectories, wall)
+    if out is not None:
+        write_jsonl(out, trajectories)
+        console.print(f"trajectories written to {out}")
+
+
+def _print_summary(env_id: str, agent: str, trajectories: Sequence[Trajectory], wall: float) -> None:
+    s = summarize(trajectories)
+    tokens = _tokens(trajectories)
+    table = Table(
+        "env", "agent", "episodes", "success", "95% CI", "mean return", "mean turns", "invalid/turn",
+        "parse fail/turn", "tokens/s",
+    )  # fmt: skip
+    lo, hi = s.success_ci95
+    table.add_row(
+        env_id, agent, str(s.episodes), f"{s.success_rate:.1%}", f"{lo:.2f}-{hi:.2f}",
+        f"{s.mean_return:.3f}", f"{s.mean_turns:.1f}", f"{s.invalid_rate:.2f}",
+        f"{_parse_failure_rate(trajectories):.2f}", f"{tokens / wall:.0f}" if tokens else "-",
+    )  # fmt: skip
+    console.print(table)
+    errors = [t.metadata["error"] for t in trajectories if "error" in t.metadata]
+    if errors:
+        console.print(f"[yellow]{len(errors)} episode(s) ended in an error; first: {errors[0]}[/]")
