@@ -185,6 +185,26 @@ def test_file_data_env_with_expert(tmp_path: Path) -> None:
         SearchEnv(corpus=str(corpus))
 
 
+def test_file_data_env_with_a_dense_encoder(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [("0", "velmora company founded"), ("1", "ostravia capital city"), ("2", "paris river north")]
+    corpus.write_text(
+        "".join(json.dumps({"id": i, "title": t.split()[0], "text": t}) + "\n" for i, t in rows)
+    )
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "ostravia capital city", "golden_answers": ["Dunmere"]}))
+    env = SearchEnv(corpus=str(corpus), qa=str(qa), dense_model=str(tiny_encoder_dir))
+    env.reset(seed=0)
+    obs, *_ = env.step("<search> velmora company founded </search>")
+    assert obs.count("Doc ") == 3  # dense search always returns topk passages
+    indexed = SearchEnv(
+        corpus=str(corpus), qa=str(qa), dense_model=str(tiny_encoder_dir), index_dir=str(tmp_path / "d")
+    )
+    indexed.reset(seed=0)
+    assert indexed.step("<search> velmora company founded </search>")[0] == obs
+    assert (tmp_path / "d" / "dense_embeddings.npy").is_file()
+
+
 def test_env_over_http_matches_in_process() -> None:
     app = create_retriever_app(BM25Retriever(generate_kb().passages))
     with TestClient(app) as http:

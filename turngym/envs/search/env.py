@@ -21,7 +21,8 @@ Metrics: ``searches``, ``answered``, ``em``, ``f1``, ``format_score`` and ``tool
 
 Data: by default the generated knowledge base (:mod:`turngym.envs.search.kb`) with an in-process
 BM25 retriever — no files, no server. ``corpus=`` and ``qa=`` load the real formats instead
-(:mod:`turngym.envs.search.data`), ``index_dir=`` keeps the BM25 index on disk, and
+(:mod:`turngym.envs.search.data`), ``index_dir=`` keeps the index on disk, ``dense_model=`` (a local
+encoder directory) retrieves with embeddings instead of BM25, and
 ``retriever_url=`` sends every search to a ``/retrieve`` server over HTTP.
 
 Baselines: :meth:`SearchEnv.expert_action` issues each hop's query in order (for a bridge
@@ -45,7 +46,13 @@ from turngym.envs.core import StepOutcome, TextEnv
 from turngym.envs.search.anchors import SearchAnchor
 from turngym.envs.search.data import QAExample, load_corpus, load_qa
 from turngym.envs.search.kb import GeneratedQuestion, KBConfig, generate_kb
-from turngym.envs.search.retriever import BM25Retriever, Retriever, format_information, open_retriever
+from turngym.envs.search.retriever import (
+    BM25Retriever,
+    DenseRetriever,
+    Retriever,
+    format_information,
+    open_retriever,
+)
 from turngym.envs.search.scoring import (
     exact_match,
     extract_answer,
@@ -115,6 +122,7 @@ class SearchEnv(TextEnv):
         corpus: str | None = None,
         qa: str | None = None,
         index_dir: str | None = None,
+        dense_model: str | None = None,
         retriever_url: str | None = None,
         max_turns: int | None = None,
         **kwargs: Any,
@@ -141,9 +149,12 @@ class SearchEnv(TextEnv):
         self.retriever: Retriever
         if retriever_url is not None:
             self.retriever = RetrieverClient(retriever_url)
+        elif corpus is not None and index_dir is not None:
+            self.retriever = open_retriever(corpus, index_dir, dense_model=dense_model)
         elif corpus is not None:
+            passages = load_corpus(corpus)
             self.retriever = (
-                open_retriever(corpus, index_dir) if index_dir else BM25Retriever(load_corpus(corpus))
+                BM25Retriever(passages) if dense_model is None else DenseRetriever(dense_model, passages)
             )
         else:
             self.retriever = _kb_retriever(kb_seed)
