@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from turngym.agents.chat_loop import run_chat_batch
 from turngym.agents.openai import OpenAIConfig, OpenAIPolicy
 from turngym.agents.policy import LoopConfig, SamplingParams
+from turngym.cli import app
 from turngym.envs import make
 from turngym.errors import ConfigError
-from turngym.trajectory import StopReason
+from turngym.trajectory import StopReason, read_jsonl
 
 from .conftest import Script
 
@@ -139,3 +142,19 @@ def test_a_failing_endpoint_ends_only_its_episodes(served: tuple[str, Script]) -
 def test_bad_config_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="http"):
         OpenAIConfig("localhost:8000")
+
+
+def test_turngym_eval_with_an_openai_agent(served: tuple[str, Script], tmp_path: Path) -> None:
+    url, script = served
+    out = tmp_path / "runs.jsonl"
+    args = ["eval", "turngym/Maze-v0", "--agent", f"openai:{url}", "--model", "tiny", "--episodes", "3"]
+    args += ["--concurrency", "2", "-o", "max_turns=2", "--temperature", "0", "--out", str(out)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, (result.output, result.exception)
+    row = next(line for line in result.output.splitlines() if "turngym/Maze-v0" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[1] == f"openai:{url}" and cells[2] == "3" and cells[6] == "2.0"
+    assert len(script.requests) == 6 and {r["temperature"] for r in script.requests} == {0.0}
+    trajs = read_jsonl(out)
+    assert [t.metadata["completion_tokens"] for t in trajs] == [6, 6, 6]
+    assert all(turn.action == "go north" for t in trajs for turn in t.turns)
