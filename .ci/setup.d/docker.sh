@@ -10,7 +10,10 @@
 #      ordinary programs need) and `docker import`s it, labelled with the root file system's id.
 # The root file system tarball is cached (TURNGYM_CACHE, default /var/cache/turngym), so a re-run
 # with a fresh engine only re-imports it (seconds) and a run with the image present does nothing.
+# A failure (no mirror, no kernel support for containers) is reported and does not stop CI: the
+# docker backend's tests then skip themselves, naming the reason.
 set -euo pipefail
+trap 'echo "docker.sh: setup failed at line $LINENO; the docker sandbox tests will be skipped" >&2; exit 0' ERR
 
 IMAGE="${TURNGYM_SANDBOX_IMAGE:-turngym-sandbox:bookworm}"
 CACHE="${TURNGYM_CACHE:-/var/cache/turngym}"
@@ -20,8 +23,8 @@ ROOTFS_ID="bookworm-minbase-${PACKAGES//,/-}"
 LOG=/var/log/turngym-dockerd.log
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "docker.sh: run as root (it installs packages and starts dockerd)" >&2
-  exit 1
+  echo "docker.sh: needs root (it installs packages and starts dockerd); the docker tests will be skipped" >&2
+  exit 0
 fi
 
 missing=()
@@ -44,7 +47,7 @@ if ! docker info >/dev/null 2>&1; then
   if ! docker info >/dev/null 2>&1; then
     echo "docker.sh: dockerd did not answer within 60 s; the end of its log:" >&2
     tail -n 20 "$LOG" >&2 || true
-    exit 1
+    exit 0
   fi
 fi
 
