@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/env_speed.py                       # every env: 5 runs of 50 episodes per agent
-    python benchmarks/env_speed.py --quick               # 3 runs of 10 episodes (a smoke run)
+    python benchmarks/env_speed.py                       # every env: 5 runs of 50 episodes / 10 s
+    python benchmarks/env_speed.py --quick               # 3 runs of 10 episodes, 2 s each at most
     python benchmarks/env_speed.py --envs 'turngym/Maze-v0,*WebShop*'
 
 For each registered env whose required modules import here (others are listed as skipped), the env
@@ -14,8 +14,10 @@ is built once (``make_s`` is that build time, e.g. an index) and each agent of
 episodes, so it includes resets, the agent's own work (the expert's solver, the random agent's
 draw) and the env's bookkeeping: it is the rate an in-process rollout loop with a free policy would
 reach. The reported rate is the median of ``--repeats`` runs; success rate and mean turns come from
-the first run (episodes are deterministic, so every run plays the same ones). The process is
-pinned to one CPU core.
+the first run (episodes are deterministic, so every run plays the same ones). A run also stops
+after the episode during which ``--budget-s`` of wall time passed, so slow envs (a TextWorld game
+load per reset) keep the benchmark short; ``episodes`` in the table is what the first run played.
+The process is pinned to one CPU core.
 
 Prints a markdown table and writes ``benchmarks/results/env_speed.json``.
 """
@@ -37,7 +39,7 @@ import turngym
 from turngym.agents.baselines import BASELINES, baseline_actor, run_episode, summarize
 from turngym.envs.core import TextEnv
 from turngym.envs.registration import missing_requirements
-from turngym.trajectory import StopReason
+from turngym.trajectory import StopReason, Trajectory
 
 RESULTS = Path(__file__).parent / "results" / "env_speed.json"
 
@@ -78,16 +80,35 @@ def agent_unavailable(env: TextEnv, agent: str) -> str | None:
     return None
 
 
-def measure(env: TextEnv, env_id: str, agent: str, episodes: int, repeats: int) -> tuple[list[float], Any]:
+@dataclass(frozen=True)
+class Plan:
+    """How much to play per (env, agent)."""
+
+    episodes: int
+    """Episodes per run (at most)."""
+    repeats: int
+    """Runs; the reported rate is their median."""
+    budget_s: float
+    """A run stops after the episode during which this much wall time has passed."""
+
+
+def play_run(env: TextEnv, env_id: str, agent: str, plan: Plan) -> tuple[list[Trajectory], float]:
+    """One run: episodes ``0, 1, ...`` until ``plan.episodes`` or the time budget; and its wall time."""
+    trajectories: list[Trajectory] = []
+    start = time.perf_counter()
+    for i in range(plan.episodes):
+        trajectories.append(run_episode(env, env_id, agent, seed=i, task_id=i % env.num_tasks))
+        if time.perf_counter() - start > plan.budget_s:
+            break
+    return trajectories, time.perf_counter() - start
+
+
+def measure(env: TextEnv, env_id: str, agent: str, plan: Plan) -> tuple[list[float], Any]:
     """Steps per second of each run, and the summary of the first run's episodes."""
     rates: list[float] = []
     first = None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        trajectories = [
-            run_episode(env, env_id, agent, seed=i, task_id=i % env.num_tasks) for i in range(episodes)
-        ]
-        elapsed = time.perf_counter() - start
+    for _ in range(plan.repeats):
+        trajectories, elapsed = play_run(env, env_id, agent, plan)
         errors = [t for t in trajectories if t.stop_reason is StopReason.ENV_ERROR]
         if errors:
             raise RuntimeError(f"{env_id} with the {agent} agent failed: {errors[0].turns[-1].info['error']}")
@@ -96,9 +117,7 @@ def measure(env: TextEnv, env_id: str, agent: str, episodes: int, repeats: int) 
     return rates, first
 
 
-def run(
-    env_ids: list[str], agents: list[str], episodes: int, repeats: int
-) -> tuple[list[Row], list[dict[str, str]]]:
+def run(env_ids: list[str], agents: list[str], plan: Plan) -> tuple[list[Row], list[dict[str, str]]]:
     rows: list[Row] = []
     skipped: list[dict[str, str]] = []
     for env_id in env_ids:
@@ -114,7 +133,7 @@ def run(
             if reason is not None:
                 skipped.append({"env_id": env_id, "agent": agent, "reason": reason})
                 continue
-            rates, summary = measure(env, env_id, agent, episodes, repeats)
+            rates, summary = measure(env, env_id, agent, plan)
             rows.append(
                 Row(
                     env_id=env_id,
@@ -135,13 +154,13 @@ def run(
 
 def markdown(rows: list[Row], skipped: list[dict[str, str]]) -> str:
     lines = [
-        "| env | agent | steps/s (median) | success | mean turns | invalid/turn | make (s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| env | agent | steps/s (median) | success | episodes | mean turns | invalid/turn | make (s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r.env_id} | {r.agent} | {r.steps_per_s:,.0f} | {r.success_rate:.0%} | {r.mean_turns:.1f} "
-            f"| {r.invalid_rate:.2f} | {r.make_s:.2f} |"
+            f"| {r.env_id} | {r.agent} | {r.steps_per_s:,.0f} | {r.success_rate:.0%} | {r.episodes} "
+            f"| {r.mean_turns:.1f} | {r.invalid_rate:.2f} | {r.make_s:.2f} |"
         )
     lines += [f"\nskipped: {s['env_id']} {s.get('agent', '')}: {s['reason']}" for s in skipped]
     return "\n".join(lines)
@@ -159,13 +178,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", help="comma-separated ids or globs, e.g. 'turngym/Maze-v0,*Shop*'")
     parser.add_argument("--agents", default=",".join(BASELINES), help="comma-separated: expert,random")
-    parser.add_argument("--quick", action="store_true", help="3 runs of 10 episodes (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="3 runs of at most 10 episodes / 2 s")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per run (default 50)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per (env, agent) (default 5)")
+    parser.add_argument("--budget-s", type=float, default=None, help="wall time per run (default 10 s)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    episodes = args.episodes or (10 if args.quick else 50)
-    repeats = args.repeats or (3 if args.quick else 5)
+    plan = Plan(
+        episodes=args.episodes or (10 if args.quick else 50),
+        repeats=args.repeats or (3 if args.quick else 5),
+        budget_s=args.budget_s or (2.0 if args.quick else 10.0),
+    )
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     unknown = sorted(set(agents) - set(BASELINES))
     if unknown:
@@ -173,15 +196,19 @@ def main() -> None:
 
     cpu = pin_to_one_core()
     env_ids = select([info.id for info in turngym.list_envs()], args.envs)
-    rows, skipped = run(env_ids, agents, episodes, repeats)
+    rows, skipped = run(env_ids, agents, plan)
     table = markdown(rows, skipped)
-    print(f"\nenv speed: {episodes} episodes x {repeats} runs per agent, in-process, {cpu}\n")
+    print(
+        f"\nenv speed: {plan.repeats} runs of at most {plan.episodes} episodes or {plan.budget_s:g} s "
+        f"per agent, in-process, {cpu}\n"
+    )
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "env_speed",
-        "episodes": episodes,
-        "repeats": repeats,
+        "episodes": plan.episodes,
+        "repeats": plan.repeats,
+        "budget_s": plan.budget_s,
         "cpu": cpu,
         "python": platform.python_version(),
         "machine": platform.machine(),

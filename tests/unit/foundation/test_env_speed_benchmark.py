@@ -19,7 +19,7 @@ def test_env_speed_writes_table_and_json(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "| env | agent | steps/s (median) | success |" in result.stdout
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert (data["episodes"], data["repeats"]) == (3, 2)
+    assert (data["episodes"], data["repeats"], data["budget_s"]) == (3, 2, 10.0)
     pairs = [(r["env_id"], r["agent"]) for r in data["rows"]]
     assert pairs == [
         ("turngym/Calculator-v0", "expert"),
@@ -46,3 +46,18 @@ def test_env_speed_rejects_a_filter_that_matches_nothing(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "--envs 'nope/*' matches none of the registered ids" in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_env_speed_time_budget_cuts_runs_short(tmp_path: Path) -> None:
+    out = tmp_path / "env_speed.json"
+    args = ["--envs", "turngym/Maze-v0", "--agents", "random", "--episodes", "1000", "--repeats", "1"]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--budget-s", "0.05", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text(encoding="utf-8"))["rows"]
+    assert 1 <= row["episodes"] < 1000
