@@ -67,6 +67,10 @@ class Household:
     placement: tuple[int, ...]
     """For each object, the index of the receptacle it starts in."""
 
+    def __hash__(self) -> int:
+        # equal households have equal (split, index, goal, placement); hashing every name is slow
+        return hash((self.split, self.index, self.goal, self.placement))
+
     @property
     def combo(self) -> Combo:
         return (self.task_type, self.obj, self.target, self.room)
