@@ -85,7 +85,10 @@ def play(
 ) -> None:
     """Play an environment in the terminal: type an action, or the number of an admissible one."""
     env = make_env(env_id, parse_options(option))
-    obs, info = env.reset(seed=seed, options=None if task is None else {"task_id": task})
+    try:
+        obs, info = env.reset(seed=seed, options=None if task is None else {"task_id": task})
+    except ValueError as exc:
+        raise ConfigError(f"cannot start task {task} of {env_id}: {exc}") from exc
     if env.system_prompt:
         console.print(f"[dim]{env.system_prompt}[/]")
     console.print(f"[bold]task {info['task_id']}[/]  (type :quit to stop)\n{obs}")

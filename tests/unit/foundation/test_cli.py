@@ -108,6 +108,10 @@ def test_eval_prints_the_summary_and_writes_jsonl(tmp_path: Path) -> None:
         ),
         (["eval", "turngym/Maze-v0", "-o", "colour=red"], "unexpected keyword argument 'colour'"),
         (["eval", "turngym/Maze-v0", "--agent", "gpt"], "error: unknown agent 'gpt'; choose one of expert"),
+        (
+            ["play", "turngym/Maze-v0", "--task", "-3"],
+            "error: cannot start task -3 of turngym/Maze-v0: task_id must be a non-negative integer, got -3",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(
