@@ -41,3 +41,24 @@ def test_task_of_reads_the_intro() -> None:
     intro = "-= Welcome to TextWorld, ALFRED! =-\n\nYou are in...\n\nYour task is to: put a mug in desk."
     assert task_of(intro) == "put a mug in desk"
     assert task_of("no task here") == ""
+
+
+def test_env_prompt_tracks_the_task_history_and_admissible_actions() -> None:
+    from turngym.envs.alfworld.env import ALFWorldEnv
+
+    env = ALFWorldEnv(split="valid_seen")
+    env.reset(seed=0, options={"task_id": 5})
+    first = env.prompt()
+    assert first.startswith("Your current observation is: -= Welcome to TextWorld, ALFRED! =-")
+    assert "Your task is to: put a hot mug in diningtable\n" in first
+    env.step("go to microwave 1")
+    env.step("open microwave 1")
+    env.step("go to coffeemachine 1")
+    text = env.prompt(history_length=1)
+    assert (
+        "[Observation 3: 'You open the microwave 1. The microwave 1 is open. In it, you see a potato 1.', "
+        in text
+    )
+    assert "Action 3: 'go to coffeemachine 1']" in text
+    assert "'take mug 1 from coffeemachine 1'" in text and "'help'" not in text
+    assert "You are now at step 4 and your current observation is: You arrive at coffeemachine 1." in text

@@ -16,7 +16,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from turngym.envs.alfworld.expert import expert_command
-from turngym.envs.alfworld.prompts import SYSTEM_PROMPT
+from turngym.envs.alfworld.prompts import SYSTEM_PROMPT, Step, step_prompt
 from turngym.envs.alfworld.sim import Simulator
 from turngym.envs.alfworld.world import SPLITS, Household, generate
 from turngym.envs.core import StepOutcome, TextEnv
@@ -49,6 +49,7 @@ class ALFWorldEnv(TextEnv):
         if num_tasks is not None and num_tasks < 1:
             raise ConfigError(f"num_tasks must be >= 1, got {num_tasks}")
         super().__init__(max_turns=max_turns, **kwargs)
+        self._steps: list[Step] = []
         self.split = split
         self.task_types = tuple(sorted(set(task_types)))
         self.anchor_mode = anchor
@@ -83,16 +84,29 @@ class ALFWorldEnv(TextEnv):
                 f"task_id must be in 0..{self._num_tasks - 1} for split {self.split!r}, got {task_id!r}"
             )
         self.sim = Simulator(generate(self.split, index, self.task_types), put_wording=self.put_wording)
+        self._steps = []
         return self.sim.intro()
 
     def _step(self, action: str) -> StepOutcome:
         sim = self._sim
+        self._steps.append(Step(self._observation, action))
         feedback, executed = sim.execute(action)
         if not executed:
             return StepOutcome(feedback, invalid_action=True)
         if sim.won():
             return StepOutcome(feedback, reward=self.win_reward, terminated=True, won=True)
         return StepOutcome(feedback)
+
+    def prompt(self, history_length: int = 2) -> str:
+        """The ALFWorld-style user message for the current step (see :func:`.prompts.step_prompt`):
+        task, the last ``history_length`` steps, the current observation, the admissible actions."""
+        return step_prompt(
+            self._sim.house.goal,
+            self._observation,
+            self.admissible_actions() or [],
+            self._steps,
+            history_length=history_length,
+        )
 
     def anchor(self) -> Hashable:
         if self.anchor_mode == "state" and self.sim is not None:

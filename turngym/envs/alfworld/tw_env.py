@@ -27,7 +27,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from turngym.envs.alfworld.prompts import SYSTEM_PROMPT
+from turngym.envs.alfworld.prompts import SYSTEM_PROMPT, Step, step_prompt, task_of
 from turngym.envs.alfworld.sim import NOTHING
 from turngym.envs.alfworld.world import SPLITS, generate
 from turngym.envs.core import StepOutcome, TextEnv
@@ -97,6 +97,8 @@ class ALFWorldTWEnv(TextEnv):
         if game_dir is None and split not in SPLITS:
             raise ConfigError(f"unknown ALFWorld split {split!r}; expected one of {sorted(SPLITS)}")
         super().__init__(max_turns=max_turns, **kwargs)
+        self._steps: list[Step] = []
+        self._task = ""
         import textworld
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 
@@ -140,6 +142,8 @@ class ALFWorldTWEnv(TextEnv):
         self._state = self._env.reset()
         self._walkthrough = list(json.loads(path.read_text()).get("walkthrough") or [])
         self._history = []
+        self._steps = []
+        self._task = task_of(str(self._state.feedback))
         return str(self._state.feedback)
 
     def _engine(self, path: Path) -> Any:
@@ -158,6 +162,7 @@ class ALFWorldTWEnv(TextEnv):
         return engine
 
     def _step(self, action: str) -> StepOutcome:
+        self._steps.append(Step(self._observation, action))
         command = normalize(action)
         admissible = self._state["admissible_commands"]
         self._state, _, _ = self._env.step(command)
@@ -168,6 +173,17 @@ class ALFWorldTWEnv(TextEnv):
         if self._state["won"]:
             return StepOutcome(feedback, reward=self.win_reward, terminated=True, won=True)
         return StepOutcome(feedback)
+
+    def prompt(self, history_length: int = 2) -> str:
+        """The ALFWorld-style user message for the current step (see :func:`.prompts.step_prompt`):
+        task, the last ``history_length`` steps, the current observation, the admissible actions."""
+        return step_prompt(
+            self._task,
+            self._observation,
+            self.admissible_actions() or [],
+            self._steps,
+            history_length=history_length,
+        )
 
     def anchor(self) -> Hashable:
         if self.anchor_mode == "state" and self._state is not None:
