@@ -13,6 +13,7 @@ per turn, parse failures per turn and generated tokens per second (wall clock of
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -99,6 +100,8 @@ def _load_policy(
     agent: str, model: str | None, api: str, concurrency: int, threads: int | None, device: str
 ) -> Any:
     if agent.startswith("hf:"):
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+            raise ConfigError(f"--agent {agent} needs torch and transformers; pip install 'turngym[train]'")
         from turngym.agents.hf import HFPolicy
         from turngym.agents.tiny import ensure_tiny
 
