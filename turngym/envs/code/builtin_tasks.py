@@ -7,7 +7,7 @@ cases the statement implies (empty inputs, ties, negative numbers).
 
 from __future__ import annotations
 
-from turngym.envs.code.tasks import CodeTask, TestStep
+from turngym.envs.code.tasks import CodeTask, CheckStep
 
 # (name, statement, reference, asserts)
 _SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
@@ -230,7 +230,7 @@ def _task(name: str, statement: str, reference: str, asserts: tuple[str, ...]) -
     return CodeTask(
         task_id=f"builtin/{name}",
         prompt=f"Implement this function:\n\n```python\n{statement}\n```",
-        steps=tuple(TestStep(test, True) for test in asserts),
+        steps=tuple(CheckStep(test, True) for test in asserts),
         reference=reference,
         entry_point=name,
     )

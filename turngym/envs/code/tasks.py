@@ -32,7 +32,7 @@ from turngym.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class TestStep:
+class CheckStep:
     """One statement of a task's hidden test program."""
 
     code: str
@@ -49,7 +49,7 @@ class CodeTask:
     """The id in its source data set (``HumanEval/0``, ``mbpp/11``, ``builtin/fizzbuzz``)."""
     prompt: str
     """What the agent is asked to do (shown)."""
-    steps: tuple[TestStep, ...]
+    steps: tuple[CheckStep, ...]
     """The hidden test program, in order (never shown)."""
     reference: str
     """A complete reference solution (the expert submits it)."""
@@ -68,7 +68,7 @@ def _contains_assert(node: ast.AST) -> bool:
     return any(isinstance(child, ast.Assert) for child in ast.walk(node))
 
 
-def split_check_function(test_source: str) -> tuple[str, tuple[TestStep, ...]]:
+def split_check_function(test_source: str) -> tuple[str, tuple[CheckStep, ...]]:
     """HumanEval's ``test`` → (module-level setup, steps of ``check``'s body)."""
     module = ast.parse(test_source)
     check = next(
@@ -83,7 +83,7 @@ def split_check_function(test_source: str) -> tuple[str, tuple[TestStep, ...]]:
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
             continue
         source = ast.unparse(statement)
-        steps.append(TestStep(source, _contains_assert(statement)))
+        steps.append(CheckStep(source, _contains_assert(statement)))
     return "\n".join(others), tuple(steps)
 
 
@@ -112,7 +112,7 @@ def humaneval_task(row: Mapping[str, Any]) -> CodeTask:
             "\n\n"
             f"```python\n{prompt.rstrip()}\n```"
         ),
-        steps=(TestStep(setup, False), *steps) if setup.strip() else steps,
+        steps=(CheckStep(setup, False), *steps) if setup.strip() else steps,
         reference=prompt + str(row["canonical_solution"]),
         entry_point=entry,
         prelude=_prelude_of(prompt, str(row["canonical_solution"]), entry),
@@ -175,11 +175,11 @@ def mbpp_task(row: Mapping[str, Any]) -> CodeTask:
         )
     name, signature = _signature(str(row["code"]))
     setup = "\n".join([*row.get("test_imports", []), str(row.get("test_setup_code", ""))]).strip()
-    tests = tuple(TestStep(str(t), True) for t in row["test_list"])
+    tests = tuple(CheckStep(str(t), True) for t in row["test_list"])
     return CodeTask(
         task_id=f"mbpp/{row['task_id']}",
         prompt=f"{text}\n\nWrite it as a Python function with this signature:\n\n```python\n{signature}\n```",
-        steps=(TestStep(setup, False), *tests) if setup else tests,
+        steps=(CheckStep(setup, False), *tests) if setup else tests,
         reference=str(row["code"]),
         entry_point=name,
     )
