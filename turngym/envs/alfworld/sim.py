@@ -60,6 +60,12 @@ HELP = (
     "  cool (object) with (receptacle):  cool an object using a receptacle\n"
     "  slice (object) with (object):     slice an object using a sharp object\n"
 )
+
+
+def _help() -> str:
+    return HELP
+
+
 APPLIANCE_VERB = {"microwave": "heat", "fridge": "cool", "sinkbasin": "clean"}
 VERB_SET = {"heat": HEATABLE, "cool": COOLABLE, "clean": CLEANABLE}
 
@@ -92,6 +98,7 @@ class Layout:
     openable: tuple[bool, ...]
     pickupable: tuple[bool, ...]
     goto: tuple[str, ...]
+    goto_index: dict[str, int]
     rank: tuple[int, ...]
     room_list: str
     initial_contents: tuple[tuple[int, ...], ...]
@@ -119,6 +126,7 @@ def layout(house: Household) -> Layout:
         openable=tuple(t in OPENABLE for t in rtypes),
         pickupable=tuple(t not in LAMPS for t in otypes),
         goto=tuple(f"go to {r}" for r in house.receptacles),
+        goto_index={f"go to {r}": i for i, r in enumerate(house.receptacles)},
         rank=tuple(rank),
         room_list=listing(sorted(house.receptacles, key=lambda n: rrank[house.receptacles.index(n)])),
         initial_contents=tuple(tuple(sorted(c, key=rank.__getitem__)) for c in contents),
@@ -141,9 +149,6 @@ class Simulator:
         self._goto = lay.goto
         self._rank = lay.rank
         self._room_list = lay.room_list
-        self._fixed: dict[str, Callable[[], str]] = {"help": lambda: HELP, "inventory": self.inventory}
-        self._fixed["look"] = self.look
-        self._fixed.update({text: functools.partial(self._go, r) for r, text in enumerate(self._goto)})
         self._sorted: list[str] | None = None
         self.loc = -1
         self.held = -1
@@ -205,13 +210,13 @@ class Simulator:
 
     # ---- commands ---------------------------------------------------------------------------
     def commands(self) -> dict[str, Callable[[], str]]:
-        """Admissible command -> its effect (a function returning the feedback); cached per state."""
+        """Admissible command -> its effect (a function returning the feedback), except the
+        ``go to`` commands (every receptacle but the current one), which :meth:`execute` handles
+        from the layout; cached per state."""
         if self._cache is not None:
             return self._cache
-        cmds = self._fixed.copy()
+        cmds: dict[str, Callable[[], str]] = {"help": _help, "inventory": self.inventory, "look": self.look}
         held, r = self.held, self.loc
-        if r >= 0:
-            del cmds[self._goto[r]]
         if held >= 0:
             cmds[f"examine {self.onames[held]}"] = lambda: self.describe_object(held)
         if r >= 0:
@@ -247,7 +252,8 @@ class Simulator:
     def admissible(self) -> list[str]:
         """The admissible commands, sorted (as TextWorld lists them); a fresh list each call."""
         if self._sorted is None or self._cache is None:
-            self._sorted = sorted(self.commands())
+            gotos = self._goto if self.loc < 0 else self._goto[: self.loc] + self._goto[self.loc + 1 :]
+            self._sorted = sorted([*self.commands(), *gotos])
         return self._sorted.copy()
 
     def execute(self, command: str) -> tuple[str, bool]:
@@ -255,6 +261,9 @@ class Simulator:
         text = " ".join(command.lower().split())
         effect = self.commands().get(text)
         if effect is None:
+            r = self.layout.goto_index.get(text, -1)
+            if r >= 0 and r != self.loc:
+                return self._go(r), True
             effect = self.commands().get(self._alias(text))
         if effect is None:
             return NOTHING, False
