@@ -1,0 +1,323 @@
+"""Training configuration: dataclasses with a docstring per field, loaded from YAML, overridden
+from the command line (``--set section.field=value``), validated for impossible combinations.
+
+The defaults are the embedded main job: the tiny model, a weak SFT warm start on expert demos of
+``turngym/Maze-v0`` (3×3), then GiGPO on CPU, evaluated on the env's held-out ``test`` split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from turngym.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    model: str = "hf:tiny"
+    """The policy: ``hf:tiny`` (built locally) or ``hf:PATH`` of a saved causal LM directory."""
+    device: str = "cpu"
+    """Torch device of the learner and the rollout policy."""
+    threads: int = 1
+    """torch intra-op threads. 1 is fastest on a shared 2-core machine: with other processes busy,
+    two threads stall on each other (a forward/backward of the tiny model measured 5x slower)."""
+
+
+@dataclass
+class EnvConfig:
+    env_id: str = "turngym/Maze-v0"
+    """A registered environment id."""
+    kwargs: dict[str, Any] = field(default_factory=lambda: {"size": 3, "max_turns": 8})
+    """Keyword arguments of ``make`` (the train/eval split is set by the trainer)."""
+    train_tasks: int = 500
+    """Training tasks are drawn from task ids ``0..train_tasks-1`` of the ``train`` split."""
+
+
+@dataclass
+class RolloutConfig:
+    group_size: int = 8
+    """G: rollouts per task, all from the same task id and env seed."""
+    groups_per_iteration: int = 8
+    """Tasks per iteration (after dynamic-sampling filtering, when on)."""
+    context: str = "window:1"
+    """``full`` (one growing sequence) or ``window:k`` (task + last k turns per prompt)."""
+    temperature: float = 1.0
+    """Sampling temperature of training rollouts (> 0)."""
+    max_new_tokens: int = 8
+    """Token budget of one action."""
+    max_context_tokens: int = 1024
+    """A prompt longer than this truncates the episode."""
+    dynamic_sampling: bool = False
+    """Drop groups whose returns are all equal and roll out more groups (DAPO)."""
+    max_gen_batches: int = 3
+    """Cap on rollout rounds per iteration when dynamic sampling refills the batch."""
+
+
+@dataclass
+class CreditConfig:
+    estimator: str = "gigpo"
+    """A registered advantage estimator (``turngym.trainers.advantages``)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Estimator parameters, e.g. ``{gamma: 0.95, omega: 1.0, mode: mean_norm}``; empty = defaults."""
+    invalid_action_penalty: float = 0.1
+    """Subtracted from the immediate reward of a turn whose action the env rejected."""
+
+
+@dataclass
+class LossConfig:
+    policy_loss: str = "ppo_clip"
+    """``ppo_clip`` or ``gspo``."""
+    clip_low: float = 0.2
+    """ε_low: the ratio is clipped at 1 − ε_low."""
+    clip_high: float = 0.28
+    """ε_high: the ratio is clipped at 1 + ε_high (clip-higher when above ε_low)."""
+    dual_clip: float | None = 3.0
+    """c of dual-clip (caps the loss of negative-advantage tokens at −c·A); null turns it off."""
+    aggregation: str = "token-mean"
+    """token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm."""
+    kl_coef: float = 0.0
+    """Weight of the KL to the frozen warm-start policy (0: no reference model is kept)."""
+    kl_kind: str = "low_var_kl"
+    """KL estimator: k1 | k2 | k3 | low_var_kl."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    """AdamW learning rate of the RL phase."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 0
+    """Linear learning-rate warm-up (optimizer steps); constant afterwards."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip."""
+    epochs: int = 1
+    """PPO passes over each iteration's batch."""
+    mini_batch_rows: int = 64
+    """Rows per optimizer step."""
+    micro_batch_rows: int = 32
+    """Rows per forward/backward (gradient accumulation inside a mini-batch)."""
+
+
+@dataclass
+class SFTConfig:
+    enabled: bool = True
+    """Warm-start with supervised fine-tuning on expert demos before RL."""
+    demos: int = 48
+    """Expert episodes (train split) to fine-tune on."""
+    steps: int = 20
+    """Optimizer steps of fine-tuning."""
+    batch_rows: int = 16
+    """Rows per SFT step."""
+    lr: float = 1e-3
+    """SFT learning rate (AdamW)."""
+    task_offset: int = 100_000
+    """Demo task ids start here, so demos are not the RL training tasks."""
+
+
+@dataclass
+class EvalConfig:
+    every: int = 10
+    """Evaluate on held-out tasks every this many iterations (and at start and end)."""
+    episodes: int = 200
+    """Held-out episodes per evaluation (task ids 0..episodes-1 of the ``test`` split)."""
+    temperature: float = 0.0
+    """Evaluation sampling temperature (0: greedy)."""
+    batch_size: int = 100
+    """Episodes per lock-step generate batch."""
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 40
+    """RL iterations (sample → credit → update → sync)."""
+    seed: int = 0
+    """Seeds task sampling, rollout sampling, shuffling and initialisation."""
+    output_dir: str = "runs/maze-gigpo"
+    """Run directory: metrics.jsonl, tensorboard/, checkpoints/, report.json, plot.png."""
+    checkpoint_every: int = 5
+    """Write a resumable checkpoint every this many iterations (and at the end)."""
+    keep_checkpoints: int = 2
+    """How many recent checkpoints to keep."""
+    tensorboard: bool = True
+    """Also log metrics to TensorBoard under ``output_dir/tensorboard``."""
+    progress: bool = True
+    """Show a rich progress display."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    credit: CreditConfig = field(default_factory=CreditConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> TrainConfig:
+        """Raise :class:`ConfigError` naming the cause and the fix for impossible combinations."""
+        from turngym.trainers.advantages import check_params
+        from turngym.trainers.losses import KINDS, MODES, POLICY_LOSSES
+
+        r, o, loss = self.rollout, self.optim, self.loss
+        check_params(self.credit.estimator, dict(self.credit.params))
+        group_based = self.credit.estimator not in ("reinforce_pp",)
+        if r.group_size < 2 and group_based:
+            raise ConfigError(
+                f"rollout.group_size={r.group_size}: estimator {self.credit.estimator!r} compares "
+                "rollouts within a group; set rollout.group_size >= 2"
+            )
+        if r.dynamic_sampling and r.group_size < 2:
+            raise ConfigError(
+                "rollout.dynamic_sampling needs rollout.group_size >= 2 (a singleton group never has "
+                "varying returns)"
+            )
+        if r.temperature <= 0:
+            raise ConfigError(
+                f"rollout.temperature={r.temperature}: training rollouts must sample (> 0); "
+                "greedy decoding belongs in eval.temperature"
+            )
+        if o.mini_batch_rows % o.micro_batch_rows:
+            raise ConfigError(
+                f"optim.mini_batch_rows={o.mini_batch_rows} is not a multiple of "
+                f"optim.micro_batch_rows={o.micro_batch_rows}; make it one"
+            )
+        if loss.policy_loss not in POLICY_LOSSES:
+            raise ConfigError(
+                f"loss.policy_loss must be one of {sorted(POLICY_LOSSES)}, got {loss.policy_loss!r}"
+            )
+        if loss.aggregation not in MODES:
+            raise ConfigError(f"loss.aggregation must be one of {MODES}, got {loss.aggregation!r}")
+        if loss.kl_kind not in KINDS:
+            raise ConfigError(f"loss.kl_kind must be one of {KINDS}, got {loss.kl_kind!r}")
+        if loss.dual_clip is not None and loss.dual_clip <= 1:
+            raise ConfigError(f"loss.dual_clip={loss.dual_clip} must be > 1 (or null to turn it off)")
+        if loss.dual_clip is not None and loss.policy_loss == "gspo":
+            raise ConfigError("loss.dual_clip applies to ppo_clip only; set loss.dual_clip: null with gspo")
+        if self.iterations < 1 or self.checkpoint_every < 1 or self.eval.every < 1:
+            raise ConfigError("iterations, checkpoint_every and eval.every must be >= 1")
+        if self.keep_checkpoints < 1:
+            raise ConfigError("keep_checkpoints must be >= 1 (the latest checkpoint is what resume reads)")
+        if not self.model.model.startswith("hf:"):
+            raise ConfigError(
+                f"model.model must be 'hf:tiny' or 'hf:PATH' (a trainable policy), got {self.model.model!r}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self, ignore: tuple[str, ...] = ("iterations", "output_dir", "progress")) -> str:
+        """Hash of the settings that must match for a checkpoint to be resumed."""
+        data = {k: v for k, v in self.to_dict().items() if k not in ignore}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'the config'} must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {names}"
+            raise ConfigError(f"unknown config key {where + key!r}{hint}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = _build(kind, value, f"{where}{key}.")
+        else:
+            kwargs[key] = _coerce(value, kind, where + key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, kind: Any, name: str) -> Any:
+    simple = {int: int, float: float, bool: bool, str: str}
+    if kind in simple:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{name} must be a {kind.__name__}, got {value!r}")
+        return value
+    if kind == (float | None):
+        if value is None:
+            return None
+        return _coerce(value, float, name)
+    if isinstance(value, dict) or value is None:
+        return dict(value or {})
+    raise ConfigError(f"{name} must be a mapping, got {value!r}")
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from nested plain data (unknown keys are errors with suggestions)."""
+    return _build(TrainConfig, data, "")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.field=value`` overrides (values parsed as YAML) to nested plain data."""
+    out = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                f"override {item!r} must look like section.field=value, e.g. rollout.group_size=4"
+            )
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides``; validated."""
+    data = dataclasses.asdict(TrainConfig())
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist; pass a YAML file (see examples/)")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+        _merge(data, config_dict_checked(loaded))
+    data = apply_overrides(data, overrides or [])
+    return config_from_dict(data).validate()
+
+
+def config_dict_checked(loaded: Any) -> dict[str, Any]:
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"a config file must hold a mapping at the top level, got {type(loaded).__name__}")
+    config_from_dict(_merged_defaults(loaded))  # raises on unknown keys / wrong types
+    return loaded
+
+
+def _merged_defaults(loaded: dict[str, Any]) -> dict[str, Any]:
+    data = dataclasses.asdict(TrainConfig())
+    _merge(data, loaded)
+    return data
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("kwargs", "params"):
+            _merge(base[key], value)
+        else:
+            base[key] = value

@@ -1,0 +1,282 @@
+"""``train(config)``: the RL loop, one stage per function, top to bottom.
+
+Setup: build/load the policy (``hf:tiny`` by default), then either resume from the run's latest
+checkpoint or warm-start with SFT (:mod:`turngym.trainers.sft`), evaluate that warm start on
+held-out tasks and checkpoint it as iteration 0. Then, per iteration:
+
+1. ``collect_rollouts``: G rollouts per task (same task and env seed per group), rewards shaped by
+   the invalid-action penalty; with dynamic sampling, groups with equal returns are dropped and
+   more rounds are rolled out (up to ``max_gen_batches``).
+2. ``compute_group_advantages``: the configured estimator → one advantage per turn.
+3. ``build_batch``: token rows (advantages broadcast to the policy's tokens, env tokens masked),
+   then the log-probs of the current weights are recomputed as π_old.
+4. ``ppo_update``: PPO epochs over shuffled mini-batches with gradient accumulation and clipping.
+5. sync the rollout policy (in-process: the same module; its version is bumped), evaluate every
+   ``eval.every`` iterations, log, checkpoint every ``checkpoint_every``.
+
+At the end: ``report.json`` (warm-start and final held-out success with 95% Wilson intervals,
+config, timings), ``plot.png`` and the final model under ``final/`` (loadable as ``hf:DIR``).
+Randomness is a function of ``(seed, iteration)``, so resuming from a checkpoint reproduces an
+uninterrupted run exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from turngym.trainers import advantages as credit
+from turngym.trainers.batching import build_batch, informative_groups
+from turngym.trainers.checkpoint import latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.metrics import MetricsLog, plot_run, read_metrics
+from turngym.trainers.rollout import collect_rollouts, derive_seed, evaluate, rollout_metrics, shape_rewards
+from turngym.trainers.sft import expert_demos, load_policy, supervised_finetune
+from turngym.trainers.update import UpdateSettings, ppo_update, token_logprobs
+from turngym.trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` hands back (also written to ``report.json``)."""
+
+    report: dict[str, Any]
+    output_dir: Path
+
+
+def update_settings(config: TrainConfig) -> UpdateSettings:
+    loss, optim = config.loss, config.optim
+    return UpdateSettings(
+        policy_loss=loss.policy_loss,
+        clip_low=loss.clip_low,
+        clip_high=loss.clip_high,
+        dual_clip=loss.dual_clip,
+        aggregation=loss.aggregation,
+        max_len=config.rollout.max_new_tokens,
+        kl_coef=loss.kl_coef,
+        kl_kind=loss.kl_kind,
+        entropy_coef=loss.entropy_coef,
+        epochs=optim.epochs,
+        mini_batch_rows=optim.mini_batch_rows,
+        micro_batch_rows=optim.micro_batch_rows,
+        grad_clip=optim.grad_clip,
+        temperature=config.rollout.temperature,
+    )
+
+
+def gather_groups(
+    policy: Any, config: TrainConfig, iteration: int
+) -> tuple[list[list[Trajectory]], list, dict]:
+    """Stage 1 with dynamic sampling: (raw groups, shaped groups, stats)."""
+    raw_all: list[list[Trajectory]] = []
+    shaped_all: list[list[Trajectory]] = []
+    rounds = config.rollout.max_gen_batches if config.rollout.dynamic_sampling else 1
+    seen = 0
+    for round_ in range(rounds):
+        raw = collect_rollouts(policy, policy.tokenizer, config, iteration, round_)
+        shaped = shape_rewards(raw, config.credit.invalid_action_penalty)
+        seen += len(raw)
+        keep = informative_groups(shaped) if config.rollout.dynamic_sampling else range(len(raw))
+        raw_all += [raw[g] for g in keep]
+        shaped_all += [shaped[g] for g in keep]
+        if len(shaped_all) >= config.rollout.groups_per_iteration:
+            break
+    n = config.rollout.groups_per_iteration
+    stats = {"rollout/groups_seen": float(seen), "rollout/groups_kept": float(min(len(shaped_all), n))}
+    return raw_all[:n] or raw, shaped_all[:n], stats
+
+
+def compute_group_advantages(config: TrainConfig, groups: list[list[Trajectory]]) -> tuple[list, dict]:
+    """Stage 2: per-turn advantages and ``credit/`` statistics."""
+    batch = credit.StepBatch.from_groups(groups)
+    adv = credit.compute_steps(config.credit.estimator, batch, **config.credit.params)
+    stats: dict[str, float] = {}
+    if batch.num_steps:
+        stats = {
+            "credit/adv_mean": float(adv.mean()),
+            "credit/adv_std": float(adv.std()),
+            "credit/adv_abs_mean": float(np.abs(adv).mean()),
+            "credit/zero_adv_fraction": float((np.abs(adv) < 1e-8).mean()),
+        }
+        similarity = config.credit.params.get("similarity")
+        sizes = credit.step_group_sizes(batch, similarity)
+        stats["credit/step_groups"] = float(len(sizes))
+        stats["credit/step_group_size_mean"] = float(sizes.mean())
+        stats["credit/singleton_fraction"] = float((sizes == 1).mean())
+    return batch.split(adv), stats
+
+
+def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
+    """Run (or resume) the training job ``config`` describes; see the module docstring."""
+    config.validate()
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    torch.set_num_threads(config.model.threads)
+    torch.manual_seed(config.seed)
+    started = time.perf_counter()
+
+    policy = load_policy(config)
+    model = policy.model
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
+    warmup = max(config.optim.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    digest = config.digest()
+    ckpt_root = out / "checkpoints"
+    found = latest_checkpoint(ckpt_root) if resume else None
+    history: dict[str, Any]
+    if found is not None:
+        ckpt = load_checkpoint(found, config_digest=digest)
+        model.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+        scheduler.load_state_dict(ckpt.scheduler)
+        restore_rng(ckpt.rng)
+        history, start = ckpt.history, ckpt.iteration
+        log = MetricsLog(out, resume_after=start, tensorboard=config.tensorboard)
+    else:
+        log = MetricsLog(out, resume_after=None, tensorboard=config.tensorboard)
+        history = {"sft": {}, "evals": [], "resumed_at": []}
+        if config.sft.enabled:
+            t0 = time.perf_counter()
+            history["sft"] = supervised_finetune(
+                model, policy.pad_id, expert_demos(policy.tokenizer, config), config
+            )
+            history["sft"]["sft/seconds"] = time.perf_counter() - t0
+        policy.update_weights({})
+        warm = {**evaluate(policy, policy.tokenizer, config), **history["sft"]}
+        history["evals"].append({"iteration": 0, **warm})
+        log.write(0, warm)
+        start = 0
+        save_checkpoint(ckpt_root, 0, model=model, optimizer=optimizer, scheduler=scheduler, history=history,
+                        config_digest=digest, keep=config.keep_checkpoints)  # fmt: skip
+    if found is not None:
+        history["resumed_at"].append(start)
+
+    reference = copy.deepcopy(model).eval() if config.loss.kl_coef else None
+    settings = update_settings(config)
+    progress = _progress(config, start)
+    for iteration in range(start + 1, config.iterations + 1):
+        metrics = run_iteration(config, policy, optimizer, scheduler, settings, iteration, reference)
+        if iteration % config.eval.every == 0 or iteration == config.iterations:
+            t0 = time.perf_counter()
+            result = evaluate(policy, policy.tokenizer, config)
+            metrics.update(result)
+            metrics["perf/eval_s"] = time.perf_counter() - t0
+            history["evals"].append({"iteration": iteration, **result})
+        log.write(iteration, metrics)
+        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+            save_checkpoint(ckpt_root, iteration, model=model, optimizer=optimizer, scheduler=scheduler,
+                            history=history, config_digest=digest, keep=config.keep_checkpoints)  # fmt: skip
+        if progress is not None:
+            progress[0].update(progress[1], advance=1, description=_describe(metrics))
+    if progress is not None:
+        progress[0].stop()
+    log.close()
+    return TrainResult(write_report(config, policy, history, time.perf_counter() - started), out)
+
+
+def run_iteration(
+    config: TrainConfig,
+    policy: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    settings: UpdateSettings,
+    iteration: int,
+    reference: torch.nn.Module | None,
+) -> dict[str, float]:
+    """Stages 1-5 of one iteration; returns its metrics."""
+    model = policy.model
+    t0 = time.perf_counter()
+    raw, shaped, stats = gather_groups(policy, config, iteration)
+    t1 = time.perf_counter()
+    metrics = {**rollout_metrics(raw, shaped), **stats}
+    if not shaped:
+        return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
+    advantages, credit_stats = compute_group_advantages(config, shaped)
+    t2 = time.perf_counter()
+    batch = build_batch(shaped, advantages, policy.pad_id)
+    with torch.no_grad():
+        current = token_logprobs(model, batch, temperature=config.rollout.temperature).logprobs
+        ref = (
+            None
+            if reference is None
+            else token_logprobs(reference, batch, temperature=settings.temperature).logprobs
+        )
+    sampled = batch.old_logprobs
+    mask = batch.loss_mask.bool()
+    mismatch = float((current - sampled)[mask].abs().mean()) if mask.any() else 0.0
+    batch = type(batch)(batch.input_ids, batch.attention_mask, batch.loss_mask, batch.advantages, current)
+    generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
+    update = ppo_update(model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref)
+    policy.update_weights({})  # the rollout policy samples from the trained module: bump its version
+    t3 = time.perf_counter()
+    metrics.update(credit_stats)
+    metrics.update(update)
+    metrics.update({
+        "loss/rollout_logprob_mismatch": mismatch,
+        "perf/rollout_s": t1 - t0,
+        "perf/credit_s": t2 - t1,
+        "perf/update_s": t3 - t2,
+        "perf/rollout_tokens_per_s": metrics["rollout/action_tokens"] / max(t1 - t0, 1e-9),
+        "perf/train_tokens_per_s": float(batch.attention_mask.sum()) * settings.epochs / max(t3 - t2, 1e-9),
+        "perf/lr": float(scheduler.get_last_lr()[0]),
+    })  # fmt: skip
+    return metrics
+
+
+def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``report.json``, ``plot.png`` and ``final/`` of a finished run."""
+    out = Path(config.output_dir)
+    evals = history["evals"]
+    first, last = evals[0], evals[-1]
+    report = {
+        "env_id": config.env.env_id,
+        "estimator": config.credit.estimator,
+        "iterations": config.iterations,
+        "warm_start": {k.removeprefix("eval/"): v for k, v in first.items() if k.startswith("eval/")},
+        "final": {k.removeprefix("eval/"): v for k, v in last.items() if k.startswith("eval/")},
+        "sft": history["sft"],
+        "evals": evals,
+        "resumed_at": history["resumed_at"],
+        "seconds_this_process": seconds,
+        "config": config.to_dict(),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot_run(
+        read_metrics(out / "metrics.jsonl"),
+        out / "plot.png",
+        f"{config.credit.estimator} on {config.env.env_id}",
+    )
+    policy.model.save_pretrained(out / "final")
+    policy.tokenizer.save_pretrained(out / "final")
+    return report
+
+
+def _progress(config: TrainConfig, start: int) -> Any:
+    if not config.progress:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
+    task = progress.add_task("training", total=config.iterations, completed=start)
+    progress.start()
+    return progress, task
+
+
+def _describe(metrics: dict[str, float]) -> str:
+    text = f"success {metrics.get('rollout/success_rate', 0):.2f}"
+    if "eval/success_rate" in metrics:
+        text += f" | held-out {metrics['eval/success_rate']:.2f}"
+    return text

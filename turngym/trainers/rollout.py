@@ -1,0 +1,146 @@
+"""Stage 1: roll out groups with the agent loop, shape rewards, and evaluate on held-out tasks.
+
+A group is G episodes of one training task started from the same task id and env seed; all groups
+of an iteration run in one lock-step batch (one ``generate`` call per turn). Task ids and sampling
+seeds are pure functions of ``(run seed, iteration, round)``, so a resumed run draws exactly the
+tasks and tokens an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from turngym.agents.baselines import wilson_interval
+from turngym.agents.loop import run_batch
+from turngym.agents.policy import LoopConfig, Policy, SamplingParams
+from turngym.envs import make
+from turngym.envs.core import TextEnv
+from turngym.trainers.config import EvalConfig, RolloutConfig, TrainConfig
+from turngym.trajectory import Trajectory
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from integer parts (stable across processes)."""
+    return int(
+        np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1
+    )
+
+
+def env_factory(config: TrainConfig, split: str) -> Callable[[], TextEnv]:
+    """Zero-argument factory of the configured env on ``split``."""
+    kwargs = {**config.env.kwargs, "split": split}
+    return lambda: make(config.env.env_id, **kwargs)
+
+
+def loop_config(
+    rollout: RolloutConfig, env_id: str, *, temperature: float, seed: int, entropies: bool, batch: int
+) -> LoopConfig:
+    sampling = SamplingParams(
+        temperature=temperature, max_new_tokens=rollout.max_new_tokens, seed=seed, entropies=entropies
+    )
+    return LoopConfig(
+        context=rollout.context,
+        sampling=sampling,
+        max_context_tokens=rollout.max_context_tokens,
+        batch_size=max(batch, 1),
+        env_id=env_id,
+    )
+
+
+def collect_rollouts(
+    policy: Policy, tokenizer: Any, config: TrainConfig, iteration: int, round_: int = 0
+) -> list[list[Trajectory]]:
+    """``groups_per_iteration`` groups of ``group_size`` trajectories for this iteration."""
+    r = config.rollout
+    rng = np.random.default_rng([config.seed, iteration, round_])
+    tasks = rng.choice(config.env.train_tasks, size=r.groups_per_iteration, replace=False)
+    jobs = [(int(task), derive_seed(config.seed, iteration, round_, int(task))) for task in tasks]
+    flat_jobs = [job for job in jobs for _ in range(r.group_size)]
+    cfg = loop_config(
+        r,
+        config.env.env_id,
+        temperature=r.temperature,
+        seed=derive_seed(config.seed, iteration, round_, 7),
+        entropies=config.credit.estimator == "empg",
+        batch=len(flat_jobs),
+    )
+    trajs = run_batch(env_factory(config, "train"), policy, tokenizer, flat_jobs, cfg)
+    groups = [trajs[g * r.group_size : (g + 1) * r.group_size] for g in range(len(jobs))]
+    return [
+        [replace(t, metadata={**t.metadata, "group": f"{task}:{seed}"}) for t in group]
+        for group, (task, seed) in zip(groups, jobs, strict=True)
+    ]
+
+
+def shape_rewards(groups: Sequence[Sequence[Trajectory]], invalid_penalty: float) -> list[list[Trajectory]]:
+    """Subtract ``invalid_penalty`` from the reward of every turn the env marked invalid."""
+    if not invalid_penalty:
+        return [list(g) for g in groups]
+    return [
+        [
+            replace(
+                t,
+                turns=tuple(
+                    replace(turn, reward=turn.reward - invalid_penalty)
+                    if turn.info.get("invalid_action")
+                    else turn
+                    for turn in t.turns
+                ),
+            )
+            for t in group
+        ]
+        for group in groups
+    ]
+
+
+def evaluate(
+    policy: Policy, tokenizer: Any, config: TrainConfig, eval_cfg: EvalConfig | None = None
+) -> dict[str, float]:
+    """Success on held-out tasks ``0..episodes-1`` of the ``test`` split, with a 95% Wilson interval."""
+    e = eval_cfg or config.eval
+    jobs = [(k, derive_seed(config.seed, 99, k)) for k in range(e.episodes)]
+    cfg = loop_config(
+        config.rollout,
+        config.env.env_id,
+        temperature=e.temperature,
+        seed=derive_seed(config.seed, 99),
+        entropies=False,
+        batch=e.batch_size,
+    )
+    trajs = run_batch(env_factory(config, "test"), policy, tokenizer, jobs, cfg)
+    wins = sum(t.won for t in trajs)
+    low, high = wilson_interval(wins, len(trajs))
+    turns = sum(len(t.turns) for t in trajs)
+    invalid = sum(bool(turn.info.get("invalid_action")) for t in trajs for turn in t.turns)
+    return {
+        "eval/success_rate": wins / len(trajs) if trajs else 0.0,
+        "eval/ci_low": low,
+        "eval/ci_high": high,
+        "eval/episodes": float(len(trajs)),
+        "eval/mean_turns": turns / len(trajs) if trajs else 0.0,
+        "eval/invalid_rate": invalid / turns if turns else 0.0,
+    }
+
+
+def rollout_metrics(
+    raw: Sequence[Sequence[Trajectory]], shaped: Sequence[Sequence[Trajectory]]
+) -> dict[str, float]:
+    """``rollout/`` and ``reward/`` numbers of one iteration's groups."""
+    flat = [t for g in raw for t in g]
+    n = max(len(flat), 1)
+    turns = [len(t.turns) for t in flat]
+    tokens = sum(len(turn.action_ids) for t in flat for turn in t.turns)
+    invalid = sum(bool(turn.info.get("invalid_action")) for t in flat for turn in t.turns)
+    return {
+        "rollout/episodes": float(len(flat)),
+        "rollout/success_rate": sum(t.won for t in flat) / n,
+        "rollout/mean_turns": sum(turns) / n,
+        "rollout/invalid_rate": invalid / max(sum(turns), 1),
+        "rollout/action_tokens": float(tokens),
+        "reward/mean_return": sum(t.total_reward for t in flat) / n,
+        "reward/shaped_mean": sum(t.total_reward for g in shaped for t in g) / n,
+    }
