@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/sandbox_speed.py            # 200 runs per mode, 120 HTTP runs per concurrency
+    python benchmarks/sandbox_speed.py            # 100 runs per mode, 120 HTTP runs per concurrency
     python benchmarks/sandbox_speed.py --quick    # 40 and 32 (a smoke run)
 
 Overhead: the wall time, seen by the caller, of running ``print(1)`` (Python) and checking its
@@ -169,10 +169,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None, help="runs per overhead mode")
     parser.add_argument("--requests", type=int, default=None, help="HTTP requests per concurrency level")
     args = parser.parse_args()
-    runs = args.runs or (40 if args.quick else 200)
+    runs = args.runs or (40 if args.quick else 100)
     requests = args.requests or (32 if args.quick else 120)
+    load_before = os.getloadavg()[0]
     over = overhead(runs)
     through = throughput(requests, (1, 2, 8))
+    load_after = os.getloadavg()[0]
+    print(
+        f"1-minute load average: {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)\n"
+    )
     print("| mode | median ms | p99 ms | × subprocess.run |")
     print("| --- | ---: | ---: | ---: |")
     for row in over:

@@ -129,6 +129,8 @@ def cases(listen_port: int, secret: str = "/nonexistent") -> list[Case]:
             "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024**2))\n",
             ("oom",),
             check=_oom,
+            timeout_s=10.0,  # zero-filling 256 MiB takes seconds of wall time on a loaded machine
+            deadline_s=15.0,
         ),
         Case("print_100mb", "import sys\nsys.stdout.write('x' * 10**8)\n", ("ok",), check=_truncated_print),
         Case("write_outside_workdir", WRITE_OUTSIDE, ("ok",), check=_no_escape),
