@@ -14,8 +14,8 @@ grammar (``alfred.twl2``), as summarised in research note §2.3-2.4:
   cold and cool clears hot; the appliance need not be open); ``use L`` for a lamp in a receptacle
   here (it always reports ``You turn on the L.``, as the grammar tests ``isToggled``, which every
   use sets); ``slice O with K`` holding a knife next to a sliceable object;
-* ``examine R`` here, ``examine O`` for a held object or one visible here, ``look``, ``inventory``,
-  ``help``.
+* ``examine R`` here, ``examine O`` for the held object (the real engine does not ground
+  ``examine`` for objects lying in receptacles), ``look``, ``inventory``, ``help``.
 
 Success is the task's PDDL goal (see :meth:`Simulator.won`). Objects keep a list of their
 receptacle's contents in the engine's listing order: by type, then by number from the highest down
@@ -197,8 +197,6 @@ class Simulator:
             return f"This is a clean {name}."
         if cool:
             return f"This is a cold {name}."
-        if kind in LAMPS:
-            return f"This {name} is {'on' if self.toggled[o] else 'off'}."
         if sliced:
             return f"This is a sliced {name}."
         return f"There's nothing special about {name}."

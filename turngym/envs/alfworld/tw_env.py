@@ -63,10 +63,10 @@ def find_games(game_dir: str | Path) -> list[Path]:
     return games
 
 
-def normalize(command: str, put_from: tuple[str, ...] = ("put ",)) -> str:
+def normalize(command: str) -> str:
     """Lowercase, single-spaced; ``put O in/on R`` (and ``in``/``on``) becomes ``move O to R``."""
     text = " ".join(command.lower().split())
-    if text.startswith(put_from):
+    if text.startswith("put "):
         for sep in (" in/on ", " in ", " on "):
             if sep in text:
                 obj, _, recep = text[len("put ") :].partition(sep)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from turngym.envs.alfworld.vocab import (
     CAN_CONTAIN,
     LAMP_HOSTS,
-    LAMPS,
     ROOMS,
     TASK_BY_ID,
     TASK_TYPES,
@@ -203,4 +202,4 @@ def generate(split: str, index: int, task_types: tuple[int, ...] = (1, 2, 3, 4, 
     )
 
 
-__all__ = ["LAMPS", "SPLITS", "Household", "all_combos", "combo_class", "combos_for", "generate", "type_of"]
+__all__ = ["SPLITS", "Household", "all_combos", "combo_class", "combos_for", "generate", "type_of"]
