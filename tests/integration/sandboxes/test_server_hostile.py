@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from tests.integration.sandboxes.hostile import (
     processes_of_uid,
     running_as_root,
 )
-from tests.servers import running
+from tests.servers import free_port, running
 from turngym.sandboxes import LocalConfig, LocalSandbox, RunRequest
 from turngym.sandboxes.client import RemoteSandbox
 from turngym.sandboxes.server import create_sandbox_app
@@ -130,3 +132,29 @@ def test_more_concurrent_requests_than_slots_get_429(server_url: str) -> None:
         thread.join()
     assert sorted(answers) == [200, 200, 429, 429]
     assert httpx.get(f"{server_url}/health").json()["in_flight"] == 0
+
+
+def test_the_serve_sandbox_command_serves_run_code() -> None:
+    port = free_port()
+    command = [sys.executable, "-c", "from turngym.cli import main; main()", "serve", "sandbox"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--pool-size", "1", "--max-concurrency", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"{base}/health").json()
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert health["sandbox"]["pool_size"] == 1
+        body = httpx.post(f"{base}/run_code", json={"code": "print(2 ** 10)"}, timeout=30).json()
+        assert (body["status"], body["run_result"]["stdout"]) == ("Success", "1024\n")
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) is not None
