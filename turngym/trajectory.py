@@ -161,12 +161,22 @@ def from_jsonable(value: Any) -> Any:
     return value
 
 
+def _jsonl_line(data: Mapping[str, Any]) -> str:
+    """Readable UTF-8 JSON; ASCII escapes when the text holds lone surrogates UTF-8 cannot encode."""
+    line = json.dumps(data, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. half of a surrogate pair from a badly cut string
+        line = json.dumps(data)
+    return line + "\n"
+
+
 def write_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> int:
     """Write one trajectory per line; returns how many were written."""
     n = 0
     with Path(path).open("w", encoding="utf-8") as f:
         for traj in trajectories:
-            f.write(json.dumps(traj.to_dict(), ensure_ascii=False) + "\n")
+            f.write(_jsonl_line(traj.to_dict()))
             n += 1
     return n
 

@@ -125,3 +125,14 @@ def test_nan_reward_is_written_and_read_back_as_nan(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "n.jsonl", [traj])
     (again,) = read_jsonl(tmp_path / "n.jsonl")
     assert math.isnan(again.turns[0].reward)
+
+
+def test_lone_surrogates_are_written_escaped_and_read_back(tmp_path: Path) -> None:
+    broken = Trajectory("e", 0, 0, (Turn("half a pair: \ud83d", "a", 0.0),), StopReason.LOST)
+    fine = sample_trajectory()
+    path = tmp_path / "s.jsonl"
+    assert write_jsonl(path, [broken, fine]) == 2
+    first, second, _ = path.read_text(encoding="utf-8").split("\n")
+    assert "\\ud83d" in first  # escaped, so the file stays valid UTF-8
+    assert "東京" in second  # other lines stay readable
+    assert read_jsonl(path) == [broken, fine]
