@@ -17,6 +17,7 @@ from turngym.cli import eval as eval_cmds
 from turngym.cli import retriever as retriever_cmds
 from turngym.cli import sandbox as sandbox_cmds
 from turngym.cli import serve as serve_cmds
+from turngym.cli import train as train_cmds
 from turngym.errors import TurngymError
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ app.command("envs")(envs_cmds.envs)
 app.command("check")(envs_cmds.check)
 app.command("play")(envs_cmds.play)
 app.command("eval")(eval_cmds.evaluate)
+app.command("train")(train_cmds.train)
+app.command("sft")(train_cmds.sft)
 serve_app.command("tools")(serve_cmds.serve_tools)
 serve_app.command("retriever")(retriever_cmds.serve_retriever)
 serve_app.command("env")(serve_cmds.serve_env)
