@@ -30,6 +30,7 @@ import queue
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -92,10 +93,12 @@ class Worker:
         self.slot = _allocate_slot(_SLOT_LOCK, _USED_SLOTS)
         self.uid = UID_BASE + SLOTS_PER_PROCESS * (os.getpid() % 4096) + self.slot
         argv = [config.python, "-I", "-c", WORKER_SOURCE.read_text()]
+        self.host_dir: Path | None = None
         if isolation == "bwrap":
             command = [*_bwrap_prefix(config), *argv, str(self.uid), "1", "/tmp/w"]
         else:
-            command = [*argv, str(self.uid), "0", f"/tmp/turngym-sandbox-{self.uid}"]
+            self.host_dir = Path(tempfile.gettempdir()) / f"turngym-sandbox-{self.uid}"
+            command = [*argv, str(self.uid), "0", str(self.host_dir)]
         try:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -170,6 +173,8 @@ class Worker:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+        if self.host_dir is not None:
+            shutil.rmtree(self.host_dir, ignore_errors=True)
         self._release()
 
     def _release(self) -> None:
