@@ -93,7 +93,6 @@ def test_random_play_on_a_sample_keeps_every_invariant() -> None:
         _random_play(split, 0, 40)
 
 
-@pytest.mark.slow
 def test_property_over_thousands_of_tasks() -> None:
     """Every one of 4,000 generated tasks is solved by the expert, and random play obeys the rules."""
     for split, n in SPLITS.items():
