@@ -13,7 +13,8 @@ early, so nearly every turn samples the full budget and every episode runs all i
 processing, the chat glue and the env steps; ``episodes/s`` is ``B`` divided by the same time.
 Each figure is the median of ``--repeats`` runs. The same run also measures the largest batch
 with the KV-cache prefix reuse of :class:`~turngym.agents.hf.HFPolicy` switched off, and reports
-the ratio. torch uses one CPU thread (fastest for a model this small on a shared machine).
+the ratio. On CPU torch uses one thread (fastest for a model this small on a shared machine);
+``--device cuda`` runs the same measurement on a GPU.
 
 Prints a markdown table and writes ``benchmarks/results/rollout_speed.json``.
 """
@@ -74,6 +75,12 @@ def measure(policy: HFPolicy, batch: int, turns: int, max_new: int, repeats: int
     )
 
 
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()}, 1 torch thread"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch sizes 1 and 4, 3 turns, 2 runs")
@@ -81,6 +88,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     sizes = [int(x) for x in (args.batch_sizes or ("1,4" if args.quick else "1,4,16")).split(",")]
     turns = args.turns or (3 if args.quick else 6)
@@ -90,7 +99,8 @@ def main() -> None:
         start = time.perf_counter()
         path = build_tiny(Path(tmp) / "tiny")
         build_s = time.perf_counter() - start
-        policy = HFPolicy.from_pretrained(path, num_threads=1)
+        threads = 1 if args.device == "cpu" else None
+        policy = HFPolicy.from_pretrained(path, device=args.device, num_threads=threads)
         model = describe(path)
     params = sum(p.numel() for p in policy.model.parameters())
     rows = [measure(policy, b, turns, args.max_new_tokens, repeats, reuse=True) for b in sizes]
@@ -99,7 +109,7 @@ def main() -> None:
 
     print(
         f"tiny model: {params / 1e6:.2f} M parameters, built in {build_s:.1f} s; "
-        f"torch {torch.__version__}, 1 thread"
+        f"torch {torch.__version__}, {args.device} ({device_name(args.device)})"
     )
     print(
         f"Maze, full context, {turns} turns, {args.max_new_tokens} new tokens per turn, median of {repeats}\n"
@@ -111,8 +121,8 @@ def main() -> None:
         print(f"| {row.batch_size} | {reuse} | {row.tokens_per_s:.0f} | {row.episodes_per_s:.2f} |")
     print(f"\nprefix reuse speed-up at batch {sizes[-1]}: {speedup:.2f}x")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "benchmark": "rollout_speed",
@@ -136,7 +146,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
