@@ -15,7 +15,11 @@ round) so that load on the shared machine hits every mode alike:
 
 each for the isolation this machine has (``bwrap`` when bubblewrap is installed, and ``process``),
 and ``docker, warm container`` (an exec in a pooled container) when an engine and the image exist.
-Reported: median and 99th percentile in milliseconds, and the ratio of medians to the baseline.
+Reported: median and 99th percentile in milliseconds, the ratio of medians to the baseline, and
+the CPU time the sandbox's own processes used per run (worker, jail and program; from
+``/proc/<pid>/stat`` for pooled workers and ``RUSAGE_CHILDREN`` for reaped ones; not visible for
+an unpooled bwrap jail or a container), which depends far less than wall time on the load other
+users put on the machine.
 
 Throughput: a ``turngym serve sandbox`` process (local backend, pool of 8, at most 8 in flight)
 on 127.0.0.1, driven by N client threads of this process that each post ``/run_code`` requests
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -47,6 +52,9 @@ from turngym.sandboxes import LocalConfig, LocalSandbox
 
 RESULTS = Path(__file__).parent / "results" / "sandbox_speed.json"
 PYTHON = "/usr/bin/python3"
+UNMEASURED_CPU = {"local bwrap, no pool", "docker, warm container"}
+"""Modes whose processes' CPU time never reaches this process's accounting (bwrap's PID-namespace
+init and the container's processes are not reaped by us)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,8 +63,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used by ``pid``, its live descendants and the children they reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_s(int(child)) for child in children)
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's reaped children (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def overhead(runs: int) -> list[dict[str, Any]]:
-    """Median and p99 of each mode's per-run time, modes interleaved round by round."""
+    """Median and p99 of each mode's per-run time, modes interleaved round by round, and the CPU
+    time the sandbox's processes spent per run (not the caller's; docker's is not visible here)."""
     isolations = ["bwrap", "process"] if shutil.which("bwrap") else ["process"]
     boxes: list[LocalSandbox] = []
     modes: dict[str, Callable[[], str]] = {
@@ -64,25 +90,36 @@ def overhead(runs: int) -> list[dict[str, Any]]:
             subprocess.run([PYTHON, "-c", "print(1)"], capture_output=True, text=True, check=True).stdout
         )
     }
+    pooled: dict[str, LocalSandbox] = {}
     for isolation in isolations:
         for pool in (0, 1):
             box = LocalSandbox(LocalConfig(isolation=isolation), pool_size=pool)  # type: ignore[arg-type]
             boxes.append(box)
             name = f"local {isolation}, {'pooled' if pool else 'no pool'}"
             modes[name] = lambda box=box: box.run("print(1)").stdout
+            if pool:
+                pooled[name] = box
     docker_box = _docker_sandbox()
     if docker_box is not None:
         boxes.append(docker_box)  # type: ignore[arg-type]
         modes["docker, warm container"] = lambda: docker_box.run("print(1)").stdout
     times: dict[str, list[float]] = {name: [] for name in modes}
+    cpu: dict[str, float] = dict.fromkeys(modes, 0.0)
+
+    def sandbox_cpu(name: str) -> float:
+        box = pooled.get(name)
+        return children_cpu_s() + (tree_cpu_s(box._idle.queue[0].process.pid) if box else 0.0)
+
     try:
         for name, call in modes.items():
             assert call() == "1\n", name
         for _ in range(runs):
             for name, call in modes.items():
+                cpu_before = sandbox_cpu(name)
                 start = time.perf_counter()
                 call()
                 times[name].append(time.perf_counter() - start)
+                cpu[name] += sandbox_cpu(name) - cpu_before
     finally:
         for box in boxes:
             box.close()
@@ -93,6 +130,7 @@ def overhead(runs: int) -> list[dict[str, Any]]:
             "median_ms": statistics.median(values) * 1000,
             "p99_ms": percentile(values, 0.99) * 1000,
             "vs_subprocess": statistics.median(values) / baseline,
+            "sandbox_cpu_ms_per_run": None if name in UNMEASURED_CPU else cpu[name] / len(values) * 1000,
             "runs": len(values),
         }
         for name, values in times.items()
@@ -178,12 +216,18 @@ def main() -> None:
     print(
         f"1-minute load average: {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)\n"
     )
-    print("| mode | median ms | p99 ms | × subprocess.run |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| mode | median ms | p99 ms | × subprocess.run | sandbox CPU ms/run |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for row in over:
-        print(
-            f"| {row['mode']} | {row['median_ms']:.1f} | {row['p99_ms']:.1f} | {row['vs_subprocess']:.2f} |"
-        )
+        cpu = "-" if row["sandbox_cpu_ms_per_run"] is None else f"{row['sandbox_cpu_ms_per_run']:.1f}"
+        cells = [
+            row["mode"],
+            f"{row['median_ms']:.1f}",
+            f"{row['p99_ms']:.1f}",
+            f"{row['vs_subprocess']:.2f}",
+            cpu,
+        ]
+        print("| " + " | ".join(cells) + " |")
     print()
     print("| HTTP /run_code concurrency | runs/s | mean latency ms | ok |")
     print("| ---: | ---: | ---: | ---: |")

@@ -166,13 +166,16 @@ class Worker:
         return self.process.poll() is None
 
     def close(self) -> None:
-        """Stop the worker (its jail and every process in it go with it)."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        """Stop the worker: end of input lets it exit; one that does not within 2 s is killed
+        (its jail and every process in it go with it)."""
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+        try:
+            self.process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         if self.host_dir is not None:
             shutil.rmtree(self.host_dir, ignore_errors=True)
         self._release()
