@@ -4,6 +4,8 @@ Formats (each parser runs in time linear in the text, so 1 MB of hostile text is
 
 * ``hermes`` — ``<tool_call>{"name": "f", "arguments": {...}}</tool_call>``, any number per
   message (Hermes / Qwen2.5 function calling). ``arguments`` may also be a JSON-encoded string.
+  The JSON is decoded before the closing tag is looked for, so a string argument may itself
+  contain ``</tool_call>`` (but not ``<tool_call>``: decoding stops at the next opening tag).
 * ``react`` — ``Action: f[args]`` or ``Action: f`` followed by ``Action Input: args`` (ReAct).
   A JSON-object input becomes the arguments; any other input becomes ``{"input": text}``.
 * ``bracket`` — the WebShop/ALFWorld-style grammar ``search[query]`` / ``click[button]``: the
@@ -64,11 +66,19 @@ def _clip(text: str) -> str:
     return text if len(text) <= _RAW_CHARS else text[:_RAW_CHARS] + "..."
 
 
+_DECODER = json.JSONDecoder()
+_NOT_JSON = (json.JSONDecodeError, RecursionError)  # RecursionError: nesting deeper than Python's stack
+
+
 def _call_from_json(body: str) -> ToolCall | ParseError:
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except _NOT_JSON as exc:
         return ParseError(f"tool call is not valid JSON ({exc})", _clip(body))
+    return _call_from_data(data, body)
+
+
+def _call_from_data(data: Any, body: str) -> ToolCall | ParseError:
     if not isinstance(data, dict):
         return ParseError(f"tool call must be a JSON object, got {type(data).__name__}", _clip(body))
     name = data.get("name")
@@ -78,11 +88,31 @@ def _call_from_json(body: str) -> ToolCall | ParseError:
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as exc:
+        except _NOT_JSON as exc:
             return ParseError(f'"arguments" string is not valid JSON ({exc})', _clip(body))
     if not isinstance(args, dict):
         return ParseError(f'"arguments" must be a JSON object, got {type(args).__name__}', _clip(body))
     return ToolCall(name, args, _clip(body))
+
+
+def _json_then_close(text: str, body_start: int) -> tuple[Any, int] | None:
+    """The JSON value at ``body_start`` and the end of the ``</tool_call>`` right after it, if so.
+
+    Decoding first lets a string argument contain the text ``</tool_call>`` (code, HTML). The
+    decoder sees only the text up to the next ``<tool_call>``, so the work over all calls of a
+    message stays linear in its length.
+    """
+    next_open = text.find(_OPEN, body_start)
+    segment = text[body_start : len(text) if next_open == -1 else next_open]
+    begin = len(segment) - len(segment.lstrip())
+    try:
+        data, end = _DECODER.raw_decode(segment, begin)
+    except _NOT_JSON:
+        return None
+    rest = segment[end:].lstrip()
+    if not rest.startswith(_CLOSE):
+        return None
+    return data, body_start + len(segment) - len(rest) + len(_CLOSE)
 
 
 def parse_hermes(text: str) -> ParseResult:
@@ -92,16 +122,21 @@ def parse_hermes(text: str) -> ParseResult:
     pos = 0
     while (start := text.find(_OPEN, pos)) != -1:
         body_start = start + len(_OPEN)
-        end = text.find(_CLOSE, body_start)
-        if end == -1:
-            errors.append(ParseError("unclosed <tool_call>: add </tool_call>", _clip(text[start:])))
-            break
-        result = _call_from_json(text[body_start:end].strip())
+        decoded = _json_then_close(text, body_start)
+        if decoded is not None:
+            data, pos = decoded
+            result = _call_from_data(data, text[body_start : pos - len(_CLOSE)].strip())
+        else:
+            end = text.find(_CLOSE, body_start)
+            if end == -1:
+                errors.append(ParseError("unclosed <tool_call>: add </tool_call>", _clip(text[start:])))
+                break
+            result = _call_from_json(text[body_start:end].strip())
+            pos = end + len(_CLOSE)
         if isinstance(result, ToolCall):
             calls.append(result)
         else:
             errors.append(result)
-        pos = end + len(_CLOSE)
     return ParseResult(tuple(calls), tuple(errors))
 
 
@@ -165,7 +200,7 @@ def _react_arguments(value: str) -> dict[str, Any]:
     if value.startswith("{"):
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except _NOT_JSON:
             return {"input": value}
         if isinstance(parsed, dict):
             return parsed

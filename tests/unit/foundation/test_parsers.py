@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -54,8 +55,6 @@ def test_hermes_arguments_as_json_string_and_missing_arguments() -> None:
 
 def test_hermes_nested_braces_and_unicode_survive() -> None:
     args = {"code": "d = {'a': {'b': {}}}; print('}}{{')", "city": "Zürich 東京 🚀"}
-    import json
-
     text = f'<tool_call>{{"name": "run", "arguments": {json.dumps(args, ensure_ascii=False)}}}</tool_call>'
     assert only_call(parse_tool_calls(text, "hermes")).arguments == args
 
@@ -80,6 +79,37 @@ def test_hermes_nested_braces_and_unicode_survive() -> None:
 )
 def test_hermes_malformed_calls_are_parse_errors(text: str, expected: str) -> None:
     assert expected in first_error(parse_tool_calls(text, "hermes"))
+
+
+def test_hermes_closing_tag_inside_a_string_argument() -> None:
+    code = 'html = "<p>a</p></tool_call>"\nprint(html)'
+    text = f"<tool_call>{json.dumps({'name': 'python', 'arguments': {'code': code}})}</tool_call> done"
+    assert only_call(parse_tool_calls(text, "hermes")).arguments == {"code": code}
+
+
+def test_hermes_opening_tag_inside_a_string_argument_is_a_parse_error() -> None:
+    """A documented limit: the decoder stops at the next ``<tool_call>`` to stay linear."""
+    code = 'print("<tool_call>x</tool_call>")'
+    text = f"<tool_call>{json.dumps({'name': 'python', 'arguments': {'code': code}})}</tool_call>"
+    assert "not valid JSON" in first_error(parse_tool_calls(text, "hermes"))
+
+
+def test_hermes_text_after_the_json_falls_back_to_the_closing_tag() -> None:
+    text = '<tool_call>{"name": "f"} trailing words</tool_call><tool_call>{"name": "g"}</tool_call>'
+    result = parse_tool_calls(text, "hermes")
+    assert [c.name for c in result.calls] == ["g"]
+    assert "not valid JSON (Extra data" in result.errors[0].message
+
+
+def test_hermes_deeply_nested_arguments_string_is_a_parse_error() -> None:
+    text = f"<tool_call>{json.dumps({'name': 'f', 'arguments': '[' * 100_000})}</tool_call>"
+    assert '"arguments" string is not valid JSON' in first_error(parse_tool_calls(text, "hermes"))
+
+
+def test_react_deeply_nested_input_is_kept_as_text() -> None:
+    value = '{"a": ' + "[" * 100_000
+    call = only_call(parse_tool_calls(f"Action: f\nAction Input: {value}", "react"))
+    assert call.arguments == {"input": value}
 
 
 def test_hermes_good_and_bad_calls_are_both_reported() -> None:
@@ -194,6 +224,10 @@ ADVERSARIAL = {
     "closed_calls": "a[]" * (ONE_MB // 3),
     "unclosed_tags": "<tool_call>" * (ONE_MB // 11),
     "deep_json": '<tool_call>{"name": "f", "arguments": ' + "[" * ONE_MB + "</tool_call>",
+    "deep_json_string": '<tool_call>{"name": "f", "arguments": "' + "[" * ONE_MB + '"}</tool_call>',
+    "deep_react_input": 'Action: f\nAction Input: {"a": ' + "[" * ONE_MB,
+    "strings_across_tags": '<tool_call>"' + "x</tool_call><tool_call>" * (ONE_MB // 24) + '"',
+    "quoted_tags": '<tool_call>["</tool_call>' * (ONE_MB // 24),
     "many_calls": '<tool_call>{"name": "f"}</tool_call>' * (ONE_MB // 36),
     "blank_lines": (" \t" * 1000 + "\n") * (ONE_MB // 2001),
     "long_name": "Action: " + "a" * ONE_MB + "[",
