@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import gymnasium
@@ -168,3 +170,15 @@ def test_a_plugin_cannot_replace_a_builtin_env() -> None:
     with pytest.raises(RegistryError, match="'turngym/Maze-v0' is already registered"):
         turngym.register("turngym/Maze-v0", COUNTER)
     assert type(turngym.make("turngym/Maze-v0")) is MazeEnv
+
+
+def test_gymnasium_make_imports_turngym_through_the_module_prefix() -> None:
+    script = (
+        "import sys, gymnasium\n"
+        "assert 'turngym' not in sys.modules\n"
+        "env = gymnasium.make('turngym:turngym/Maze-v0', size=2)\n"
+        "print(type(env).__name__, env.size)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "MazeEnv 2"
