@@ -179,6 +179,8 @@ def test_gymnasium_make_imports_turngym_through_the_module_prefix() -> None:
         "env = gymnasium.make('turngym:turngym/Maze-v0', size=2)\n"
         "print(type(env).__name__, env.size)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "MazeEnv 2"
