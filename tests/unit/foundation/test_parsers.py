@@ -246,9 +246,9 @@ def test_one_megabyte_of_hostile_text_is_parsed_quickly(parser: str, case: str) 
     result = parse_tool_calls(text, parser)
     elapsed = time.perf_counter() - start
     assert isinstance(result, ParseResult)
-    # A linear parser takes well under 0.5 s for 1 MB even on a loaded machine; a catastrophic
-    # (quadratic or backtracking) one takes minutes.
-    assert elapsed < 3.0, f"{parser} took {elapsed:.2f}s on {case}"
+    # Linear parsing of 1 MB takes at most about a second here even on a loaded machine; a quadratic
+    # parser (e.g. decoding JSON from each tag to the end of the text) took 25 s on these inputs.
+    assert elapsed < 5.0, f"{parser} took {elapsed:.2f}s on {case}"
     for error in result.errors:
         assert len(error.raw) <= 203
 
