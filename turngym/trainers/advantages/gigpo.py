@@ -32,7 +32,7 @@ import numpy as np
 
 from turngym.errors import ConfigError
 from turngym.trainers.advantages.grpo import episode_advantage
-from turngym.trainers.advantages.steps import StepBatch, group_normalize, returns_to_go
+from turngym.trainers.advantages.steps import StepBatch, dense_keys, group_normalize, returns_to_go
 
 MODES = ("mean_norm", "mean_std_norm")
 
@@ -44,7 +44,7 @@ def _ratio(a: str, b: str) -> float:
 def step_groups(batch: StepBatch, similarity: float | None = None) -> np.ndarray:
     """int64 [S]: a step-group id per step (equal ids ⇔ same group and same/similar anchor)."""
     if similarity is None:
-        return batch.group * max(len(batch.anchors), 1) + batch.anchor_id
+        return batch.anchor_id  # interned per (group, anchor)
     if not 0.0 < similarity < 1.0:
         raise ConfigError(f"similarity must be in (0, 1) or None for exact matching, got {similarity}")
     cluster = np.empty(batch.num_steps, dtype=np.int64)
@@ -98,5 +98,5 @@ def step_group_sizes(batch: StepBatch, similarity: float | None = None) -> np.nd
     """int64 [number of step-groups]: how many steps each step-group holds (for logging)."""
     if batch.num_steps == 0:
         return np.zeros(0, dtype=np.int64)
-    _, counts = np.unique(step_groups(batch, similarity), return_counts=True)
-    return counts
+    counts = np.bincount(dense_keys(step_groups(batch, similarity)))
+    return counts[counts > 0]

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from turngym.trainers.advantages.steps import StepBatch
+from turngym.trainers.advantages.steps import StepBatch, dense_keys
 
 
 def leave_one_out(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """x_i − mean of the other members of i's key; x_i itself for a singleton."""
     if values.size == 0:
         return values.astype(np.float64)
-    _, inv = np.unique(keys, return_inverse=True)
-    inv = inv.reshape(-1)
+    inv = dense_keys(keys)
     count = np.bincount(inv).astype(np.float64)
     total = np.bincount(inv, weights=values)
     n = count[inv]

@@ -27,7 +27,7 @@ import numpy as np
 from turngym.errors import ConfigError
 from turngym.trainers.advantages.grpo import episode_advantage
 from turngym.trainers.advantages.rloo import rloo_episode
-from turngym.trainers.advantages.steps import StepBatch
+from turngym.trainers.advantages.steps import StepBatch, dense_keys
 
 HOSTS = ("grpo", "rloo")
 NODE_KEYS = ("state", "history")
@@ -69,16 +69,18 @@ def salt(
     if batch.num_steps == 0:
         return np.zeros(0)
     nodes = _nodes(batch, node_key)
-    terminal = -1
-    nxt = np.where(batch.is_last, terminal, np.roll(nodes, -1))
-    edge_keys = np.stack([batch.group, nodes, batch.action_id, nxt], axis=1)
-    _, edge = np.unique(edge_keys, axis=0, return_inverse=True)
-    edge = edge.reshape(-1)
+    nxt = np.where(batch.is_last, -1, np.roll(nodes, -1)) + 1  # 0: the shared terminal node
+    n = batch.num_steps
+    n_actions = int(batch.action_id.max()) + 1
+    state_action = dense_keys(nodes * n_actions + batch.action_id)  # anchors are per group
+    edge = dense_keys(state_action * (n + 1) + nxt)
     if multiplicity == "trajectory":
-        pairs = np.unique(np.stack([edge, batch.traj], axis=1), axis=0)
-        votes_edge, votes_traj = pairs[:, 0], pairs[:, 1]
+        pairs = np.sort(edge * batch.num_trajectories + batch.traj)
+        pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]  # distinct (edge, trajectory)
+        votes_edge, votes_traj = pairs // batch.num_trajectories, pairs % batch.num_trajectories
     else:
         votes_edge, votes_traj = edge, batch.traj
-    total = np.bincount(votes_edge, weights=traj_adv[votes_traj], minlength=int(edge.max()) + 1)
-    count = np.bincount(votes_edge, minlength=int(edge.max()) + 1)
+    size = int(edge.max()) + 1
+    total = np.bincount(votes_edge, weights=traj_adv[votes_traj], minlength=size)
+    count = np.bincount(votes_edge, minlength=size)
     return total[edge] / count[edge]

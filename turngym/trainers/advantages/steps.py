@@ -56,13 +56,14 @@ class StepBatch:
     reward: np.ndarray
     """float64 [S]: immediate reward."""
     anchor_id: np.ndarray
-    """int64 [S]: interned anchor (state the step acted from); equal anchors share an id."""
+    """int64 [S]: interned (group, anchor) pair — equal anchors inside one group share an id; the
+    same anchor in two groups gets two ids (step-groups never cross groups)."""
     action_id: np.ndarray
     """int64 [S]: interned action text."""
     entropy: np.ndarray
     """float64 [S]: mean token entropy of the step's action (NaN when unknown)."""
     anchors: tuple[Hashable, ...]
-    """The distinct anchors; ``anchors[anchor_id[s]]`` is step s's anchor."""
+    """``anchors[anchor_id[s]]`` is step s's anchor."""
     traj_group: np.ndarray
     """int64 [N]: group of each trajectory."""
     traj_start: np.ndarray
@@ -153,9 +154,11 @@ class StepBatch:
                 f"trajectory {traj_keys[traj[bad]]!r} has turn {int(turn[bad])} where turn "
                 f"{int(expected[bad])} was expected; every trajectory needs turns 0..T-1, each once"
             )
-        anchor_index: dict[Hashable, int] = {}
+        anchor_index: dict[tuple[Hashable, Hashable], int] = {}
         anchor_id = np.fromiter(
-            (anchor_index.setdefault(r.anchor, len(anchor_index)) for r in ordered), np.int64, len(rows)
+            (anchor_index.setdefault((r.group, r.anchor), len(anchor_index)) for r in ordered),
+            np.int64,
+            len(rows),
         )
         action_index: dict[str, int] = {}
         action_id = np.fromiter(
@@ -169,7 +172,7 @@ class StepBatch:
             anchor_id=anchor_id,
             action_id=action_id,
             entropy=np.fromiter((r.entropy for r in ordered), np.float64, len(rows)),
-            anchors=tuple(anchor_index),
+            anchors=tuple(anchor for _, anchor in anchor_index),
             traj_group=traj_group,
             traj_start=traj_start,
             traj_len=traj_len,
@@ -186,12 +189,25 @@ class StepBatch:
         return out
 
 
+def dense_keys(keys: np.ndarray) -> np.ndarray:
+    """Non-negative integer keys small enough to index a ``bincount`` (equal keys stay equal).
+
+    Keys that already are small non-negative integers are used as they are (no sort: linear
+    time); others are renumbered with ``np.unique``.
+    """
+    if keys.size and keys.dtype.kind in "iu" and keys.min() >= 0 and keys.max() < 4 * keys.size + 64:
+        return keys
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
+
+
 def returns_to_go(batch: StepBatch, gamma: float) -> np.ndarray:
     """float64 [S]: G_{i,t} = Σ_{k≥t} γ^{k−t} r_{i,k}, within each trajectory."""
     g = batch.reward.astype(np.float64).copy()
     if batch.num_steps == 0:
         return g
     from_end = batch.traj_len[batch.traj] - 1 - batch.turn
+    if from_end.max() < np.iinfo(np.int16).max:
+        from_end = from_end.astype(np.int16)  # NumPy's stable sort is a linear radix sort on int16
     order = np.argsort(from_end, kind="stable")
     counts = np.bincount(from_end)
     bounds = np.cumsum(counts)
@@ -217,11 +233,11 @@ def group_normalize(
     """
     if values.size == 0:
         return values.astype(np.float64)
-    _, inv = np.unique(keys, return_inverse=True)
-    inv = inv.reshape(-1)
+    inv = dense_keys(keys)
     w = np.ones_like(values, dtype=np.float64) if weights is None else weights.astype(np.float64)
     count = np.bincount(inv, weights=w)
-    mean = np.bincount(inv, weights=w * values) / count
+    with np.errstate(invalid="ignore", divide="ignore"):  # unused key slots hold 0/0
+        mean = np.bincount(inv, weights=w * values) / count
     dev = values - mean[inv]
     single = count[inv] <= 1
     if normalize_std:
