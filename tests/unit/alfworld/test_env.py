@@ -128,6 +128,8 @@ def test_bad_configuration_and_task_ids() -> None:
     env = ALFWorldEnv(split="valid_seen")
     with pytest.raises(ConfigError, match=r"0\.\.139"):
         env.reset(options={"task_id": 140})
+    with pytest.raises(ConfigError, match="integer task index"):
+        env.reset(options={"task_id": "apple"})
     assert ALFWorldEnv(num_tasks=7).num_tasks == 7
 
 

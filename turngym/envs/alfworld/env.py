@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+import numpy as np
+
 from turngym.envs.alfworld.expert import expert_command
 from turngym.envs.alfworld.prompts import SYSTEM_PROMPT, Step, step_prompt
 from turngym.envs.alfworld.sim import Simulator
@@ -23,6 +25,13 @@ from turngym.envs.core import StepOutcome, TextEnv
 from turngym.errors import ConfigError
 
 ANCHORS = ("observation", "state")
+
+
+def task_index(task_id: Any) -> int:
+    """``task_id`` as an int; a clear error for anything that is not an integer."""
+    if isinstance(task_id, bool) or not isinstance(task_id, (int, np.integer)):
+        raise ConfigError(f"task_id must be an integer task index, got {task_id!r}")
+    return int(task_id)
 
 
 class ALFWorldEnv(TextEnv):
@@ -78,7 +87,7 @@ class ALFWorldEnv(TextEnv):
         return self.sim
 
     def _reset(self, task_id: Any) -> str:
-        index = int(task_id)
+        index = task_index(task_id)
         if not 0 <= index < self._num_tasks:
             raise ConfigError(
                 f"task_id must be in 0..{self._num_tasks - 1} for split {self.split!r}, got {task_id!r}"

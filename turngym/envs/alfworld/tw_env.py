@@ -27,6 +27,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
+from turngym.envs.alfworld.env import task_index
 from turngym.envs.alfworld.prompts import SYSTEM_PROMPT, Step, step_prompt, task_of
 from turngym.envs.alfworld.sim import NOTHING
 from turngym.envs.alfworld.world import SPLITS, generate
@@ -137,7 +138,7 @@ class ALFWorldTWEnv(TextEnv):
         return path if path.is_file() else export_game(house, self.cache_dir)
 
     def _reset(self, task_id: Any) -> str:
-        path = self.game_file(int(task_id))
+        path = self.game_file(task_index(task_id))
         self._env = self._engine(path)
         self._state = self._env.reset()
         self._walkthrough = list(json.loads(path.read_text()).get("walkthrough") or [])
