@@ -144,3 +144,21 @@ def test_hostile_actions_are_invalid_observations_not_exceptions() -> None:
 def test_system_prompt_asks_for_think_and_action_tags() -> None:
     prompt = ALFWorldEnv().system_prompt
     assert "<think>" in prompt and "<action>" in prompt
+
+
+def test_put_wording_and_task_type_filter() -> None:
+    env = ALFWorldEnv(split="valid_seen", put_wording=True, task_types=[4])
+    heat_only = ALFWorldEnv(split="valid_seen", task_types=[4])
+    for k in range(10):
+        heat_only.reset(seed=0, options={"task_id": k})
+        assert heat_only.household.task_type == 4
+    obs, _ = env.reset(seed=0, options={"task_id": 0})
+    assert env.household.task_type == 4
+    while True:
+        action = env.expert_action()
+        obs, reward, terminated, _, _ = env.step(action)
+        if terminated:
+            break
+    assert action.startswith("put ") and " in/on " in action
+    assert obs.startswith("You put the ") and " in/on the " in obs
+    assert reward == 10.0

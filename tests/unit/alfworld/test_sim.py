@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from turngym.envs.alfworld.sim import HELP, NOTHING, Simulator, listing
 from turngym.envs.alfworld.world import Household
@@ -212,3 +214,61 @@ def test_pick_two_needs_two_objects_in_one_receptacle(count: int, won: bool) -> 
         sim.execute("go to countertop 1")
         sim.execute(f"move apple {k} to countertop 1")
     assert sim.won() is won
+
+
+WORDS = [
+    "go",
+    "to",
+    "take",
+    "from",
+    "move",
+    "put",
+    "in",
+    "on",
+    "in/on",
+    "open",
+    "close",
+    "heat",
+    "cool",
+    "clean",
+]
+WORDS += ["with", "use", "slice", "examine", "look", "inventory", "help", "apple", "knife", "mug", "fridge"]
+WORDS += [
+    "countertop",
+    "cabinet",
+    "microwave",
+    "sinkbasin",
+    "1",
+    "2",
+    "0",
+    "-1",
+    "99",
+    "",
+    " ",
+    "\n",
+    "é",
+    "\x00",
+]
+
+
+COMMAND = st.one_of(st.lists(st.sampled_from(WORDS), max_size=7).map(" ".join), st.integers(0, 99))
+
+
+@given(st.lists(COMMAND, min_size=1, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_no_command_sequence_crashes_or_breaks_the_state(commands: list[str | int]) -> None:
+    """Garbage and admissible commands (an int picks one) mixed: no crash, invalid ones change nothing."""
+    sim = Simulator(kitchen())
+    for pick in commands:
+        before = sim.hidden_state()
+        allowed = sim.admissible()
+        command = allowed[pick % len(allowed)] if isinstance(pick, int) else pick
+        text, executed = sim.execute(command)
+        assert isinstance(text, str) and text
+        if not executed:
+            assert text == NOTHING and sim.hidden_state() == before
+        else:
+            normal = " ".join(command.lower().split())
+            assert normal in allowed or normal.startswith("put ")
+        placed = [o for c in sim.contents for o in c] + ([sim.held] if sim.held >= 0 else [])
+        assert sorted(placed) == [0, 1, 2, 3]  # every object is in exactly one place
