@@ -100,6 +100,18 @@ class RemoteSandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def run(
+        self,
+        code: str,
+        language: str = "python",
+        stdin: str = "",
+        timeout_s: float = 10.0,
+        memory_mb: int = 512,
+        files: dict[str, bytes] | None = None,
+    ) -> ExecResult:
+        """Run ``code`` once (see :class:`~turngym.sandboxes.api.RunRequest` for the fields)."""
+        return self.run_request(RunRequest(code, language, stdin, timeout_s, memory_mb, files or {}))
+
     def run_request(self, request: RunRequest) -> ExecResult:
         """POST one request (read timeout: compile + run + 10 s), retrying busy answers."""
         timeout = httpx.Timeout(10.0, read=request.timeout_s + request.compile_timeout_s + 10.0)
