@@ -27,7 +27,7 @@ from typing import Any
 
 from turngym.errors import ConfigError, SandboxBusy, SandboxError
 from turngym.sandboxes.api import ExecResult, RunRequest
-from turngym.sandboxes.local import WORKER_SOURCE, LocalConfig, Worker
+from turngym.sandboxes.local import WORKER_ENV, WORKER_SOURCE, LocalConfig, Worker
 
 LABEL = "turngym.sandbox"
 _CAPS = ["SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
@@ -162,9 +162,12 @@ class DockerSandbox:
         )
         body = json.dumps(Worker.message(request, local)).encode()
         uid = RUN_UID + int(container.labels.get(LABEL, "0"))
-        command = [self.config.python, "-I", "-c", self._worker_source, str(uid), "0", "/work/runs", "--once"]
+        command = [self.config.python, "-s", "-c", self._worker_source, str(uid), "0", "/work/runs", "--once"]
         api = self.client.api
-        exec_id = api.exec_create(container.id, command, stdin=True, stdout=True, stderr=True)["Id"]
+        environment = [f"{key}={value}" for key, value in WORKER_ENV.items()]
+        exec_id = api.exec_create(
+            container.id, command, stdin=True, stdout=True, stderr=True, environment=environment, workdir="/"
+        )["Id"]
         stream = api.exec_start(exec_id, socket=True)
         raw = getattr(stream, "_sock", stream)
         try:

@@ -43,6 +43,13 @@ from turngym.sandboxes.api import ExecResult, RunRequest
 
 Isolation = Literal["auto", "bwrap", "process"]
 WORKER_SOURCE = Path(__file__).with_name("_worker.py")
+WORKER_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+"""The worker's whole environment: a fixed hash seed makes runs reproducible (set order, ``hash``)."""
 UID_BASE = 200_000
 SLOTS_PER_PROCESS = 64
 _BWRAP_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
@@ -92,7 +99,7 @@ class Worker:
     def __init__(self, config: LocalConfig, isolation: str) -> None:
         self.slot = _allocate_slot(_SLOT_LOCK, _USED_SLOTS)
         self.uid = UID_BASE + SLOTS_PER_PROCESS * (os.getpid() % 4096) + self.slot
-        argv = [config.python, "-I", "-c", WORKER_SOURCE.read_text()]
+        argv = [config.python, "-s", "-c", WORKER_SOURCE.read_text()]
         self.host_dir: Path | None = None
         if isolation == "bwrap":
             command = [*_bwrap_prefix(config), *argv, str(self.uid), "1", "/tmp/w"]
@@ -101,7 +108,12 @@ class Worker:
             command = [*argv, str(self.uid), "0", str(self.host_dir)]
         try:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=WORKER_ENV,
+                cwd="/",
             )
             hello = self._receive()
         except (OSError, SandboxError) as exc:

@@ -123,3 +123,12 @@ def test_bad_configuration_is_refused() -> None:
         LocalSandbox(LocalConfig(python="/nonexistent/python3"))
     with pytest.raises(ConfigError, match="pool_size must be >= 0"):
         LocalSandbox(pool_size=-1)
+
+
+def test_runs_are_reproducible_across_workers() -> None:
+    code = "print(hash('turngym'), list({'a', 'b', 'c', 'd'}))"
+    with LocalSandbox(pool_size=2) as sandbox:
+        first = sandbox.run_batch([RunRequest(code), RunRequest(code)], concurrency=2)
+    with LocalSandbox(pool_size=0) as sandbox:
+        second = sandbox.run(code)
+    assert first[0].stdout == first[1].stdout == second.stdout
