@@ -127,16 +127,18 @@ class HFPolicy:
         if any(len(p) == 0 for p in prompts):
             raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
         rows = [list(p) for p in prompts for _ in range(params.n)]
-        threads = torch.get_num_threads()
+        threads, training = torch.get_num_threads(), self._model.training
         try:
             if self.num_threads:
                 torch.set_num_threads(self.num_threads)
+            self._model.eval()  # sampling never uses dropout, even between the trainer's steps
             with torch.inference_mode():
                 return self._sample(rows, params)
         except torch.OutOfMemoryError as exc:
             raise PolicyError(f"out of memory sampling a batch of {len(rows)} prompts: {exc}") from exc
         finally:
             torch.set_num_threads(threads)
+            self._model.train(training)
 
     def _sample(self, rows: list[list[int]], params: SamplingParams) -> list[Completion]:
         device = self.device

@@ -159,3 +159,13 @@ def test_changed_weights_drop_the_cache(tiny_dir: Any) -> None:
         policy.model.model.norm.weight.mul_(2.0)  # an optimizer step in place, no update_weights
     policy.generate([[5, 6, 7, *c.token_ids, 9]], params)
     assert policy.cache_hits == 0
+
+
+def test_sampling_runs_in_eval_mode_and_restores_training_mode(tiny_dir: Any) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    seen: list[bool] = []
+    policy.model.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    policy.model.train()
+    policy.generate([[5, 6]], SamplingParams(max_new_tokens=2, seed=0))
+    assert seen and not any(seen)
+    assert policy.model.training
