@@ -5,7 +5,7 @@ grammar (``alfred.twl2``), as summarised in research note §2.3-2.4:
 
 * a command is executable exactly when it is one of the admissible commands (every grounded
   action whose preconditions hold); anything else answers ``Nothing happens.`` and changes nothing;
-* ``go to R`` (any receptacle, from anywhere): ``You arrive at R. `` + the receptacle's
+* ``go to R`` (any receptacle but the current one): ``You arrive at R. `` + the receptacle's
   description: ``The R is open. In it, you see L.`` / ``The R is closed.`` (openable) or
   ``On the R, you see L.``, where ``L`` is ``a x 1, a y 2, and a z 1`` or ``nothing``;
 * ``open R`` / ``close R`` at R; ``take O from R`` with empty hands from an open (or openless) R;
