@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,24 @@ def test_loads_through_the_hf_path_code_path(tiny_dir: Path) -> None:
     assert policy.eos_ids == {policy.tokenizer.convert_tokens_to_ids("<|im_end|>")}
 
 
-def test_ensure_tiny_uses_turngym_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_tiny_builds_once_in_turngym_cache(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds: list[Path] = []
+
+    def fake_build(path: Path) -> Path:  # a copy of the session's build stands in for a rebuild
+        builds.append(path)
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(tiny_dir, path)
+        return path
+
     monkeypatch.setenv("TURNGYM_CACHE", str(tmp_path))
+    monkeypatch.setattr(tiny, "build_tiny", fake_build)
     path = tiny.ensure_tiny()
-    assert path == tmp_path / f"tiny-{tiny.TINY_VERSION}"
-    stamp = (path / "config.json").stat().st_mtime_ns
-    assert tiny.ensure_tiny() == path
-    assert (path / "config.json").stat().st_mtime_ns == stamp  # cached, not rebuilt
+    assert path == tmp_path / f"tiny-{tiny.TINY_VERSION}" and builds == [path]
+    assert tiny.ensure_tiny() == path and builds == [path]  # cached, not rebuilt
+    (path / "model.safetensors").unlink()  # a half-present directory is rebuilt
+    assert tiny.ensure_tiny() == path and len(builds) == 2
 
 
 def test_not_a_model_directory_is_a_clear_error(tmp_path: Path) -> None:
