@@ -107,6 +107,10 @@ class OptimConfig:
     """Rows per optimizer step."""
     micro_batch_rows: int = 32
     """Rows per forward/backward (gradient accumulation inside a mini-batch)."""
+    recompute_logprobs: bool = False
+    """Recompute π_old with a forward pass of the learner instead of trusting the sampler's
+    log-probs (needed when the rollout engine differs from the learner, e.g. vLLM; the in-process
+    ``hf`` sampler reports the learner's own numbers, and the gap is logged when this is on)."""
 
 
 @dataclass

@@ -205,17 +205,17 @@ def run_iteration(
     advantages, credit_stats = compute_group_advantages(config, shaped)
     t2 = time.perf_counter()
     batch = build_batch(shaped, advantages, policy.pad_id)
-    with torch.no_grad():
-        current = token_logprobs(model, batch, temperature=config.rollout.temperature).logprobs
-        ref = (
-            None
-            if reference is None
-            else token_logprobs(reference, batch, temperature=settings.temperature).logprobs
-        )
-    sampled = batch.old_logprobs
-    mask = batch.loss_mask.bool()
-    mismatch = float((current - sampled)[mask].abs().mean()) if mask.any() else 0.0
-    batch = type(batch)(batch.input_ids, batch.attention_mask, batch.loss_mask, batch.advantages, current)
+    if config.optim.recompute_logprobs:
+        with torch.no_grad():
+            current = token_logprobs(model, batch, temperature=settings.temperature).logprobs
+        mask = batch.loss_mask.bool()
+        gap = (current - batch.old_logprobs)[mask].abs()
+        metrics["loss/rollout_logprob_gap"] = float(gap.mean()) if mask.any() else 0.0
+        batch = type(batch)(batch.input_ids, batch.attention_mask, batch.loss_mask, batch.advantages, current)
+    ref = None
+    if reference is not None:
+        with torch.no_grad():
+            ref = token_logprobs(reference, batch, temperature=settings.temperature).logprobs
     generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
     update = ppo_update(model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref)
     policy.update_weights({})  # the rollout policy samples from the trained module: bump its version
@@ -223,7 +223,6 @@ def run_iteration(
     metrics.update(credit_stats)
     metrics.update(update)
     metrics.update({
-        "loss/rollout_logprob_mismatch": mismatch,
         "perf/rollout_s": t1 - t0,
         "perf/credit_s": t2 - t1,
         "perf/update_s": t3 - t2,
