@@ -4,7 +4,8 @@ The host starts it (under bubblewrap, or as a plain process) with the system int
 talks to it over its stdin/stdout with length-prefixed JSON frames (4-byte big-endian length,
 then UTF-8 JSON). It first answers ``{"ready": true, ...}``; then, for each request, it:
 
-1. makes a fresh working directory (mode 0700, owned by the run's uid) and writes the files;
+1. makes a fresh working directory (mode 0700, owned by the run's uid; the same path every run,
+   so outputs that show it are reproducible) and writes the files;
 2. forks a child that starts a new session, moves into the directory, sets its resource limits
    (CPU seconds, address space, processes, file size, open files), drops to the slot's
    unprivileged uid (which also clears every capability) and then runs the code. Python code is
@@ -94,7 +95,9 @@ class Worker:
     # ---- one request ----------------------------------------------------------------------
     def handle(self, request):
         self.runs += 1
-        workdir = os.path.join(self.base_dir, f"run{self.runs}")
+        workdir = os.path.join(self.base_dir, "run")
+        if os.path.lexists(workdir):  # a previous run's leftovers could not be removed
+            workdir = os.path.join(self.base_dir, f"run{self.runs}")
         os.makedirs(workdir, mode=0o700)
         try:
             if self.root:
@@ -352,7 +355,7 @@ def run_python(workdir):
     sys.argv = ["main.py"]
     sys.path[0] = workdir
     module = types.ModuleType("__main__")
-    module.__file__ = os.path.join(workdir, "main.py")
+    module.__file__ = "main.py"  # relative, so tracebacks read the same in every run
     sys.modules["__main__"] = module
     code = 0
     try:
@@ -367,9 +370,9 @@ def run_python(workdir):
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:
-        try:
-            traceback.print_exc()
+    except BaseException as exc:
+        try:  # drop this function's own frame, so the traceback reads like ``python main.py``'s
+            traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
         except BaseException:
             os.write(2, b"MemoryError\n")
         code = 1

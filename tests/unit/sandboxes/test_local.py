@@ -27,14 +27,24 @@ def test_stdout_stdin_and_exit_code(box: LocalSandbox) -> None:
 def test_an_exception_is_an_error_with_its_traceback(box: LocalSandbox) -> None:
     result = box.run("def f():\n    return 1 / 0\nf()\n")
     assert (result.status, result.exit_code) == ("error", 1)
-    assert result.stderr.startswith("Traceback (most recent call last):")
-    assert result.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
+    lines = result.stderr.splitlines()
+    assert lines[:3] == [
+        "Traceback (most recent call last):",
+        '  File "main.py", line 3, in <module>',
+        "    f()",
+    ]
+    assert lines[3:5] == ['  File "main.py", line 2, in f', "    return 1 / 0"]
+    assert lines[-1] == "ZeroDivisionError: division by zero"
 
 
 def test_the_program_runs_as_main_with_its_directory_on_the_path(box: LocalSandbox) -> None:
     files = {"helper.py": b"VALUE = 41\n"}
-    code = "import helper\nif __name__ == '__main__':\n    print(helper.VALUE + 1)"
-    assert box.run(code, files=files).stdout == "42\n"
+    code = (
+        "import helper, os\n"
+        "if __name__ == '__main__':\n"
+        "    print(helper.VALUE + 1, __file__, sorted(os.listdir()))"
+    )
+    assert box.run(code, files=files).stdout == "42 main.py ['helper.py', 'main.py']\n"
 
 
 def test_files_go_in_and_fetched_files_come_back(box: LocalSandbox) -> None:

@@ -3,14 +3,14 @@
 from turngym.envs.code.builtin_tasks import BUILTIN_TASKS
 from turngym.envs.code.env import CodeEnv
 from turngym.envs.code.grader import Grade, grade
-from turngym.envs.code.tasks import CodeTask, CheckStep, load_humaneval, load_mbpp
+from turngym.envs.code.tasks import CheckStep, CodeTask, load_humaneval, load_mbpp
 
 __all__ = [
     "BUILTIN_TASKS",
+    "CheckStep",
     "CodeEnv",
     "CodeTask",
     "Grade",
-    "CheckStep",
     "grade",
     "load_humaneval",
     "load_mbpp",

@@ -7,7 +7,7 @@ cases the statement implies (empty inputs, ties, negative numbers).
 
 from __future__ import annotations
 
-from turngym.envs.code.tasks import CodeTask, CheckStep
+from turngym.envs.code.tasks import CheckStep, CodeTask
 
 # (name, statement, reference, asserts)
 _SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (

@@ -69,7 +69,7 @@ def truncate_middle(text: str, limit: int) -> str:
     return text[:head] + TRUNCATION_MARK + (text[len(text) - keep // 2 :] if keep // 2 else "")
 
 
-_RUN_DIR = re.compile(r"/tmp/[\w./-]*?/run\d+/")
+_RUN_DIR = re.compile(r"/tmp/[\w./-]*?/run\d*/")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 _SECONDS = re.compile(r"\d+\.\d+ ?s\b")
 
