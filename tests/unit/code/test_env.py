@@ -136,3 +136,16 @@ def test_bad_options_are_refused() -> None:
         CodeEnv(tasks="leetcode")
     with pytest.raises(ValueError, match="needs data_path"):
         CodeEnv(tasks="mbpp")
+
+
+def test_tool_observations_are_reproducible_across_envs() -> None:
+    action = tool_call("python", "import os\nprint(os.getcwd(), {'x', 'y', 'z'})\nraise KeyError('k')")
+    observations = []
+    for _ in range(2):
+        code_env = CodeEnv()
+        code_env.reset(seed=3, options={"task_id": 1})
+        observations.append(code_env.step(action)[0])
+        code_env.step(action)
+        observations.append(code_env.step(action)[0])
+    assert len(set(observations)) == 1
+    assert 'File "main.py", line 3, in <module>' in observations[0]
