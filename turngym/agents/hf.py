@@ -38,7 +38,9 @@ from turngym.agents.policy import Completion, SamplingParams
 from turngym.errors import ConfigError, PolicyError
 
 
-def load_tokenizer_and_model(path: str | Path, *, device: str = "cpu", dtype: str = "float32"):
+def load_tokenizer_and_model(
+    path: str | Path, *, device: str = "cpu", dtype: str = "float32"
+) -> tuple[Any, torch.nn.Module]:
     """``(tokenizer, model)`` of a local model directory; raises ConfigError when it is not one."""
     import transformers
 
@@ -109,13 +111,13 @@ class HFPolicy:
             raise ConfigError(
                 f"update_weights got {len(unknown)} unknown parameter names, e.g. {unknown[:3]}"
             )
+        for key, value in state_dict.items():  # check everything before changing anything
+            if own[key].shape != value.shape:
+                raise ConfigError(
+                    f"update_weights: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}"
+                )
         with torch.no_grad():
             for key, value in state_dict.items():
-                if own[key].shape != value.shape:
-                    raise ConfigError(
-                        f"update_weights: {key} has shape {tuple(value.shape)}, "
-                        f"expected {tuple(own[key].shape)}"
-                    )
                 own[key].copy_(value)
         self.version += 1
 

@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 TINY_VERSION = "v1"
 """Bump when the corpus, tokenizer or model config changes (a new cache directory is built)."""
@@ -100,8 +101,8 @@ def training_corpus(episodes_per_env: int = 40) -> list[str]:
     return texts
 
 
-def build_tokenizer(corpus: list[str]):  # -> transformers.PreTrainedTokenizerFast
-    """Train the byte-level BPE tokenizer on ``corpus`` and wrap it for ``transformers``."""
+def build_tokenizer(corpus: list[str]) -> Any:
+    """Train the byte-level BPE tokenizer on ``corpus``; a ``transformers.PreTrainedTokenizerFast``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -131,8 +132,8 @@ def build_tokenizer(corpus: list[str]):  # -> transformers.PreTrainedTokenizerFa
     return wrapped
 
 
-def build_model(vocab_size: int, eos_id: int, pad_id: int):  # -> transformers.Qwen2ForCausalLM
-    """The randomly initialised tiny Qwen2 model (seed 0)."""
+def build_model(vocab_size: int, eos_id: int, pad_id: int) -> Any:
+    """The randomly initialised tiny ``transformers.Qwen2ForCausalLM`` (seed 0)."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 

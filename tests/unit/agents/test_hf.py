@@ -112,9 +112,11 @@ def test_update_weights_changes_samples_and_bumps_version(tiny_dir: Any) -> None
     assert before[0].logprobs != pytest.approx(after[0].logprobs, abs=1e-3)
     with pytest.raises(ConfigError, match="unknown parameter names"):
         policy.update_weights({"nope.weight": torch.zeros(1)})
-    with pytest.raises(ConfigError, match="has shape"):
-        policy.update_weights({"model.norm.weight": torch.zeros(3)})
+    norm = policy.model.state_dict()["model.norm.weight"].clone()
+    with pytest.raises(ConfigError, match="has shape"):  # nothing is copied when any entry is wrong
+        policy.update_weights({"model.norm.weight": norm + 1, "model.embed_tokens.weight": torch.zeros(3)})
     assert policy.version == 1
+    assert torch.equal(policy.model.state_dict()["model.norm.weight"], norm)
 
 
 def test_bad_inputs(tiny_policy: HFPolicy) -> None:
