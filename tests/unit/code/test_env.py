@@ -139,7 +139,7 @@ def test_bad_options_are_refused() -> None:
 
 
 def test_tool_observations_are_reproducible_across_envs() -> None:
-    action = tool_call("python", "import os\nprint(os.getcwd(), {'x', 'y', 'z'})\nraise KeyError('k')")
+    action = tool_call("python", "import os\nprint({'x', 'y', 'z'}, hash('a'))\nraise KeyError('k')")
     observations = []
     for _ in range(2):
         code_env = CodeEnv()
