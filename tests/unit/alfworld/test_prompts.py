@@ -9,7 +9,6 @@ def test_first_step_prompt_without_history() -> None:
     text = step_prompt("put a mug in desk", "You arrive at desk 1.", ["go to bed 1", "help", "look"])
     assert text.startswith(
         "Your current observation is: You arrive at desk 1.\n"
-        "Your task is to: put a mug in desk\n"
         "Your admissible actions of the current situation are: ['go to bed 1'\n 'look'].\n\n"
     )
     assert text.endswith("present it within <action> </action> tags.")
@@ -50,7 +49,7 @@ def test_env_prompt_tracks_the_task_history_and_admissible_actions() -> None:
     env.reset(seed=0, options={"task_id": 5})
     first = env.prompt()
     assert first.startswith("Your current observation is: -= Welcome to TextWorld, ALFRED! =-")
-    assert "Your task is to: put a hot mug in diningtable\n" in first
+    assert first.count("Your task is to: put a hot mug in diningtable.") == 1
     env.step("go to microwave 1")
     env.step("open microwave 1")
     env.step("go to coffeemachine 1")

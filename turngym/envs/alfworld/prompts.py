@@ -1,8 +1,9 @@
 """ALFWorld prompts in the style of verl-agent / GiGPO (research note §2.5).
 
-Each step the agent sees the task, optionally its last ``k`` steps as
-``[Observation i: '...', Action i: '...']`` lines, the current observation and the admissible
-actions, each quoted and joined by ``"\\n "``; it reasons inside ``<think>...</think>`` and answers
+Each step the agent sees the current observation, the admissible actions and, after the first step
+(whose observation already states the task), the task and its last ``k`` steps as
+``[Observation i: '...', Action i: '...']`` lines; the actions are each quoted and joined by
+``"\\n "`` (``help`` left out); it reasons inside ``<think>...</think>`` and answers
 with one action inside ``<action>...</action>``. :func:`parse_action` is the matching projection:
 lowercase, take the text between the first ``<action>`` and ``</action>``; without both tags the
 action is the last 30 characters and is marked invalid, as is a reply without ``<think>`` or with
@@ -44,9 +45,8 @@ def step_prompt(
     actions = "\n ".join(f"'{a}'" for a in admissible if a != "help")
     recent = list(history)[-history_length:] if history_length > 0 else []
     if not recent:
-        return (
+        return (  # the first observation already ends with the task sentence
             f"Your current observation is: {observation}\n"
-            f"Your task is to: {task}\n"
             f"Your admissible actions of the current situation are: [{actions}].\n\n"
             "Now it's your turn to take an action. You should first reason step-by-step about the current "
             "situation, enclosed within <think> </think> tags. Once you've finished your reasoning, choose "
