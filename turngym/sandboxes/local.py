@@ -27,11 +27,13 @@ import base64
 import json
 import os
 import queue
+import select
 import shutil
 import struct
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +52,10 @@ WORKER_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
 }
 """The worker's whole environment: a fixed hash seed makes runs reproducible (set order, ``hash``)."""
+STARTUP_TIMEOUT_S = 30.0
+"""How long a new worker may take to say it is ready."""
+ANSWER_GRACE_S = 30.0
+"""Seconds past a run's own limits after which a silent worker is given up on (and killed)."""
 UID_BASE = 200_000
 SLOTS_PER_PROCESS = 64
 _BWRAP_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
@@ -121,13 +127,26 @@ class Worker:
             raise SandboxError(f"could not start a sandbox worker with {command[0]}: {exc}") from exc
         self.runs_as_root = bool(hello["root"])
 
-    def _receive(self) -> dict[str, Any]:
+    def _receive(self, timeout_s: float = STARTUP_TIMEOUT_S) -> dict[str, Any]:
+        """One answer frame; SandboxError if the worker exits or stays silent for ``timeout_s``."""
         assert self.process.stdout is not None
-        header = self.process.stdout.read(4)
-        if len(header) < 4:
-            raise SandboxError("the sandbox worker exited")
-        body = self.process.stdout.read(struct.unpack(">I", header)[0])
-        return dict(json.loads(body))
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+
+        def read_exact(size: int) -> bytes:
+            data = bytearray()
+            while len(data) < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                    raise SandboxError(f"the sandbox worker did not answer within {timeout_s:.0f} s")
+                chunk = os.read(fd, size - len(data))
+                if not chunk:
+                    raise SandboxError("the sandbox worker exited")
+                data.extend(chunk)
+            return bytes(data)
+
+        size = struct.unpack(">I", read_exact(4))[0]
+        return dict(json.loads(read_exact(size)))
 
     @staticmethod
     def message(request: RunRequest, config: LocalConfig) -> dict[str, Any]:
@@ -166,10 +185,12 @@ class Worker:
         try:
             self.process.stdin.write(struct.pack(">I", len(body)) + body)
             self.process.stdin.flush()
-            answer = self._receive()
-        except (OSError, SandboxError):
+            compile_s = request.compile_timeout_s if request.needs_compile else 0.0
+            answer = self._receive(request.timeout_s + compile_s + ANSWER_GRACE_S)
+        except (OSError, SandboxError) as exc:
+            self.process.kill()
             self.close()
-            return ExecResult("killed", None, "", "the sandbox worker was killed during the run", 0.0)
+            return ExecResult("killed", None, "", f"sandbox worker lost during the run: {exc}", 0.0)
         return self.result(answer)
 
     @property

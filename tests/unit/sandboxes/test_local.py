@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -142,3 +143,18 @@ def test_runs_are_reproducible_across_workers() -> None:
     with LocalSandbox(pool_size=0) as sandbox:
         second = sandbox.run(code)
     assert first[0].stdout == first[1].stdout == second.stdout
+
+
+def test_a_silent_worker_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("turngym.sandboxes.local.ANSWER_GRACE_S", 0.5)
+    with LocalSandbox(LocalConfig(isolation="process"), pool_size=1) as sandbox:
+        worker = sandbox._idle.queue[0]
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        result = sandbox.run("print(1)", timeout_s=0.5)
+        assert result.status == "killed"
+        assert (
+            result.stderr
+            == "sandbox worker lost during the run: the sandbox worker did not answer within 1 s"
+        )
+        assert worker.process.poll() is not None
+        assert sandbox.run("print(2)").stdout == "2\n"
