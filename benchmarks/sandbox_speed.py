@@ -244,6 +244,7 @@ def main() -> None:
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
                     "root": os.geteuid() == 0,
+                    "load_average_1min": [load_before, load_after],
                 },
                 "quick": args.quick,
                 "overhead": over,
