@@ -2,7 +2,7 @@
 from the command line (``--set section.field=value``), validated for impossible combinations.
 
 The defaults are the embedded main job: the tiny model, a weak SFT warm start on expert demos of
-``turngym/Maze-v0`` (3×3), then GiGPO on CPU, evaluated on the env's held-out ``test`` split.
+``turngym/Maze-v0`` (2×2 rooms, 4 turns), then GiGPO on CPU, evaluated on the env's held-out ``test`` split.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ModelConfig:
 class EnvConfig:
     env_id: str = "turngym/Maze-v0"
     """A registered environment id."""
-    kwargs: dict[str, Any] = field(default_factory=lambda: {"size": 3, "max_turns": 8})
+    kwargs: dict[str, Any] = field(default_factory=lambda: {"size": 2, "max_turns": 4})
     """Keyword arguments of ``make`` (the train/eval split is set by the trainer)."""
     train_tasks: int = 500
     """Training tasks are drawn from task ids ``0..train_tasks-1`` of the ``train`` split."""
@@ -47,11 +47,11 @@ class RolloutConfig:
     """G: rollouts per task, all from the same task id and env seed."""
     groups_per_iteration: int = 8
     """Tasks per iteration (after dynamic-sampling filtering, when on)."""
-    context: str = "window:1"
+    context: str = "full"
     """``full`` (one growing sequence) or ``window:k`` (task + last k turns per prompt)."""
     temperature: float = 1.0
     """Sampling temperature of training rollouts (> 0)."""
-    max_new_tokens: int = 8
+    max_new_tokens: int = 6
     """Token budget of one action."""
     max_context_tokens: int = 1024
     """A prompt longer than this truncates the episode."""
@@ -93,7 +93,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 2e-4
+    lr: float = 1e-4
     """AdamW learning rate of the RL phase."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
@@ -103,7 +103,7 @@ class OptimConfig:
     """Global gradient-norm clip."""
     epochs: int = 1
     """PPO passes over each iteration's batch."""
-    mini_batch_rows: int = 64
+    mini_batch_rows: int = 32
     """Rows per optimizer step."""
     micro_batch_rows: int = 32
     """Rows per forward/backward (gradient accumulation inside a mini-batch)."""
@@ -119,8 +119,8 @@ class SFTConfig:
     """Warm-start with supervised fine-tuning on expert demos before RL."""
     demos: int = 48
     """Expert episodes (train split) to fine-tune on."""
-    steps: int = 20
-    """Optimizer steps of fine-tuning."""
+    steps: int = 30
+    """Optimizer steps of fine-tuning (deliberately few: a weak start leaves room for RL)."""
     batch_rows: int = 16
     """Rows per SFT step."""
     lr: float = 1e-3
@@ -135,8 +135,9 @@ class EvalConfig:
     """Evaluate on held-out tasks every this many iterations (and at start and end)."""
     episodes: int = 200
     """Held-out episodes per evaluation (task ids 0..episodes-1 of the ``test`` split)."""
-    temperature: float = 0.0
-    """Evaluation sampling temperature (0: greedy)."""
+    temperature: float = 1.0
+    """Evaluation sampling temperature (0: greedy). The default evaluates the stochastic policy
+    that RL trains (seeded, so repeatable)."""
     batch_size: int = 100
     """Episodes per lock-step generate batch."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,3 +125,9 @@ def test_metrics_log_truncates_after_the_resume_point_and_plots(tmp_path):
     png = plot_run([*rows, evaluation], tmp_path / "plot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["iteration"] == 0
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[3].joinpath("examples").glob("train_*.yaml")))
+def test_every_example_config_loads_and_validates(path):
+    cfg = load_config(path)
+    assert cfg.output_dir.startswith("runs/")
