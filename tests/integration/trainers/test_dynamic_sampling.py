@@ -35,7 +35,6 @@ def config(dynamic: bool):
 
 def test_dynamic_sampling_keeps_only_groups_with_varying_returns(tokenizer):
     policy = RandomPolicy(tokenizer, seed=0)
-    policy.tokenizer = tokenizer
     _, plain, plain_stats = gather_groups(policy, config(False), iteration=1)
     assert plain_stats == {"rollout/groups_seen": 6.0, "rollout/groups_kept": 6.0}
     equal = sum(len({t.total_reward for t in g}) == 1 for g in plain)
