@@ -89,8 +89,9 @@ def plot(result: dict, out_png: Path) -> None:
         mean = [statistics.mean(v) for v in values]
         std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         ax.plot(its, mean, "o-", label=name)
-        ax.fill_between(its, [m - s for m, s in zip(mean, std, strict=True)],
-                        [m + s for m, s in zip(mean, std, strict=True)], alpha=0.15)  # fmt: skip
+        low = [m - s for m, s in zip(mean, std, strict=True)]
+        high = [m + s for m, s in zip(mean, std, strict=True)]
+        ax.fill_between(its, low, high, alpha=0.15)
     ax.set(
         xlabel="RL iteration", ylabel="held-out success", ylim=(0, 1), title="credit assignment on Maze (CPU)"
     )

@@ -93,7 +93,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-4
+    lr: float = 2e-4
     """AdamW learning rate of the RL phase."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
@@ -126,7 +126,8 @@ class SFTConfig:
     lr: float = 1e-3
     """SFT learning rate (AdamW)."""
     task_offset: int = 100_000
-    """Demo task ids start here, so demos are not the RL training tasks."""
+    """Demo task ids start here (train split), away from RL's ``0..env.train_tasks-1``; lower it
+    for an env whose task ids are bounded."""
 
 
 @dataclass
@@ -144,7 +145,7 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    iterations: int = 40
+    iterations: int = 60
     """RL iterations (sample → credit → update → sync)."""
     seed: int = 0
     """Seeds task sampling, rollout sampling, shuffling and initialisation."""
@@ -184,6 +185,11 @@ class TrainConfig:
             raise ConfigError(
                 "rollout.dynamic_sampling needs rollout.group_size >= 2 (a singleton group never has "
                 "varying returns)"
+            )
+        if r.groups_per_iteration > self.env.train_tasks:
+            raise ConfigError(
+                f"rollout.groups_per_iteration={r.groups_per_iteration} exceeds env.train_tasks="
+                f"{self.env.train_tasks}; each group needs its own task, so raise env.train_tasks"
             )
         if r.temperature <= 0:
             raise ConfigError(

@@ -43,6 +43,9 @@ from turngym.trainers.sft import expert_demos, load_policy, supervised_finetune
 from turngym.trainers.update import UpdateSettings, ppo_update, token_logprobs
 from turngym.trajectory import Trajectory
 
+WARM_START = "warm_start.pt"
+"""The post-SFT weights (the KL reference), kept in the run directory."""
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -134,18 +137,32 @@ def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
     digest = config.digest()
     ckpt_root = out / "checkpoints"
     found = latest_checkpoint(ckpt_root) if resume else None
-    history: dict[str, Any]
+    history: dict[str, Any] = {}
+
+    def checkpoint(iteration: int) -> None:
+        save_checkpoint(
+            ckpt_root,
+            iteration,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            history=history,
+            config_digest=digest,
+            keep=config.keep_checkpoints,
+        )
+
     if found is not None:
         ckpt = load_checkpoint(found, config_digest=digest)
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
         scheduler.load_state_dict(ckpt.scheduler)
         restore_rng(ckpt.rng)
-        history, start = ckpt.history, ckpt.iteration
+        history.update(ckpt.history)
+        start = ckpt.iteration
         log = MetricsLog(out, resume_after=start, tensorboard=config.tensorboard)
     else:
         log = MetricsLog(out, resume_after=None, tensorboard=config.tensorboard)
-        history = {"sft": {}, "evals": [], "resumed_at": []}
+        history.update({"sft": {}, "evals": [], "resumed_at": []})
         if config.sft.enabled:
             t0 = time.perf_counter()
             history["sft"] = supervised_finetune(
@@ -157,12 +174,15 @@ def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
         history["evals"].append({"iteration": 0, **warm})
         log.write(0, warm)
         start = 0
-        save_checkpoint(ckpt_root, 0, model=model, optimizer=optimizer, scheduler=scheduler, history=history,
-                        config_digest=digest, keep=config.keep_checkpoints)  # fmt: skip
+        torch.save(model.state_dict(), out / WARM_START)
+        checkpoint(0)
     if found is not None:
         history["resumed_at"].append(start)
 
-    reference = copy.deepcopy(model).eval() if config.loss.kl_coef else None
+    reference = None
+    if config.loss.kl_coef:  # the frozen warm start, also after a resume
+        reference = copy.deepcopy(model).eval()
+        reference.load_state_dict(torch.load(out / WARM_START, map_location="cpu", weights_only=True))
     settings = update_settings(config)
     progress = _progress(config, start)
     for iteration in range(start + 1, config.iterations + 1):
@@ -175,8 +195,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
             history["evals"].append({"iteration": iteration, **result})
         log.write(iteration, metrics)
         if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-            save_checkpoint(ckpt_root, iteration, model=model, optimizer=optimizer, scheduler=scheduler,
-                            history=history, config_digest=digest, keep=config.keep_checkpoints)  # fmt: skip
+            checkpoint(iteration)
         if progress is not None:
             progress[0].update(progress[1], advance=1, description=_describe(metrics))
     if progress is not None:
@@ -222,14 +241,18 @@ def run_iteration(
     t3 = time.perf_counter()
     metrics.update(credit_stats)
     metrics.update(update)
-    metrics.update({
-        "perf/rollout_s": t1 - t0,
-        "perf/credit_s": t2 - t1,
-        "perf/update_s": t3 - t2,
-        "perf/rollout_tokens_per_s": metrics["rollout/action_tokens"] / max(t1 - t0, 1e-9),
-        "perf/train_tokens_per_s": float(batch.attention_mask.sum()) * settings.epochs / max(t3 - t2, 1e-9),
-        "perf/lr": float(scheduler.get_last_lr()[0]),
-    })  # fmt: skip
+    metrics.update(
+        {
+            "perf/rollout_s": t1 - t0,
+            "perf/credit_s": t2 - t1,
+            "perf/update_s": t3 - t2,
+            "perf/rollout_tokens_per_s": metrics["rollout/action_tokens"] / max(t1 - t0, 1e-9),
+            "perf/train_tokens_per_s": float(batch.attention_mask.sum())
+            * settings.epochs
+            / max(t3 - t2, 1e-9),
+            "perf/lr": float(scheduler.get_last_lr()[0]),
+        }
+    )
     return metrics
 
 

@@ -76,17 +76,10 @@ def plot_run(rows: list[dict[str, Any]], out_png: str | Path, title: str = "") -
         ax1.plot(it, [r["eval/success_rate"] for r in evals], "o-", label="held-out (eval)")
         ax1.fill_between(it, [r["eval/ci_low"] for r in evals], [r["eval/ci_high"] for r in evals], alpha=0.2)
     if train:
-        ax1.plot([r["iteration"] for r in train], [r["rollout/success_rate"] for r in train], ".-", alpha=0.6,
-                 label="training rollouts")  # fmt: skip
-        ax2.plot(
-            [r["iteration"] for r in train],
-            [r["reward/mean_return"] for r in train],
-            ".-",
-            label="env return",
-        )
-        ax2.plot(
-            [r["iteration"] for r in train], [r["reward/shaped_mean"] for r in train], ".-", label="shaped"
-        )
+        its = [r["iteration"] for r in train]
+        ax1.plot(its, [r["rollout/success_rate"] for r in train], ".-", alpha=0.6, label="training rollouts")
+        ax2.plot(its, [r["reward/mean_return"] for r in train], ".-", label="env return")
+        ax2.plot(its, [r["reward/shaped_mean"] for r in train], ".-", label="shaped")
     ax1.set(xlabel="iteration", ylabel="success rate", ylim=(0, 1), title=title or "success")
     ax2.set(xlabel="iteration", ylabel="mean episode reward", title="reward")
     for ax in (ax1, ax2):

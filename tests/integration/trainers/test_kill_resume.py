@@ -29,6 +29,7 @@ SETTINGS = [
     "rollout.context=full",
     "optim.mini_batch_rows=2",
     "optim.micro_batch_rows=1",
+    "loss.kl_coef=0.05",
     "sft.demos=4",
     "sft.steps=2",
     "eval.episodes=4",

@@ -51,6 +51,7 @@ def test_yaml_then_overrides(tmp_path):
         (["rollout.group_size=four"], "must be a int"),
         (["model.model=openai:gpt"], "hf:tiny"),
         (["nonsense"], "section.field=value"),
+        (["env.train_tasks=4"], "raise env.train_tasks"),
     ],
 )
 def test_impossible_or_malformed_configs_are_rejected_with_the_fix(overrides, message):
