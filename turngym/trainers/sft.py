@@ -61,7 +61,7 @@ def supervised_finetune(
         pick = torch.randint(len(rows), (min(s.batch_rows, len(rows)),), generator=generator).tolist()
         batch = collate([rows[i] for i in pick], pad_id)
         logp = token_logprobs(model, batch).logprobs
-        mask = batch.loss_mask.to(logp.dtype)
+        mask = batch.loss_mask.to(device=logp.device, dtype=logp.dtype)
         loss = -(logp * mask).sum() / mask.sum().clamp(min=1.0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
