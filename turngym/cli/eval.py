@@ -37,13 +37,16 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 AGENTS = (*BASELINES, "hf:tiny", "hf:PATH", "openai:URL")
 
 
-def _jobs(episodes: int, group_size: int, seed: int) -> list[tuple[int, int]]:
+def _jobs(episodes: int, group_size: int, seed: int, num_tasks: int) -> list[tuple[int, int]]:
+    """``(task_id, seed)`` per episode: G episodes per task; tasks cycle when there are fewer than asked."""
     if episodes % group_size:
         raise ConfigError(
             f"--episodes ({episodes}) must be a multiple of --group-size ({group_size}); "
             f"e.g. --episodes {episodes - episodes % group_size or group_size}"
         )
-    return [(task, seed + task) for task in range(episodes // group_size) for _ in range(group_size)]
+    return [
+        (task % num_tasks, seed + task) for task in range(episodes // group_size) for _ in range(group_size)
+    ]
 
 
 def _progress() -> Progress:
@@ -77,8 +80,6 @@ def _run_model(
 ) -> list[Trajectory]:
     from turngym.agents.chat_loop import run_chat_batch
     from turngym.agents.loop import run_batch
-
-    make_env(env_id, options).close()  # constructor mistakes surface before any model work
 
     def factory() -> Any:
         return make_env(env_id, options)
@@ -154,8 +155,10 @@ def evaluate(
     """Evaluate an agent on an environment and print success rate, return, turns and speed."""
     if agent not in BASELINES and not agent.startswith(("hf:", "openai:")):
         raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
-    jobs = _jobs(episodes, group_size, seed)
     options = parse_options(option)
+    probe = make_env(env_id, options)  # constructor mistakes surface before any model work
+    jobs = _jobs(episodes, group_size, seed, probe.num_tasks)
+    probe.close()
     if out is not None:
         prepare_output(out)
     start = time.perf_counter()

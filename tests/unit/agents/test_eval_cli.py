@@ -70,3 +70,13 @@ def test_bad_agents_and_options_are_one_line_errors(
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert message in err
+
+
+def test_eval_cycles_tasks_when_asked_for_more_episodes_than_the_env_has(tmp_path: Path) -> None:
+    out = tmp_path / "runs.jsonl"
+    args = ["eval", "turngym/Maze-v0", "--episodes", "5", "-o", "tasks=2", "--out", str(out)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, (result.output, result.exception)
+    trajs = read_jsonl(out)
+    assert [(t.task_id, t.seed) for t in trajs] == [(0, 0), (1, 1), (0, 2), (1, 3), (0, 4)]
+    assert all(t.won for t in trajs)
