@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import base64
 import posixpath
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from typing_extensions import Self
 
 from turngym.errors import SandboxRequestError
 
@@ -146,24 +150,47 @@ def check_relative_path(path: str) -> str:
     return normal
 
 
-class Sandbox(Protocol):
-    """What every backend offers."""
+class Sandbox(ABC):
+    """What every backend offers: subclasses implement ``run_request``, ``status`` and ``close``."""
 
+    default_concurrency: int = 4
+    """How many requests ``run_batch`` runs at once when not told."""
+
+    @abstractmethod
     def run_request(self, request: RunRequest) -> ExecResult:
         """Run one validated request."""
-        ...
 
-    def run_batch(self, requests: Sequence[RunRequest], concurrency: int | None = None) -> list[ExecResult]:
-        """Run several requests (in parallel up to ``concurrency``); results in request order."""
-        ...
-
+    @abstractmethod
     def status(self) -> dict[str, Any]:
         """The backend's name, which isolation is active and its limits."""
-        ...
 
+    @abstractmethod
     def close(self) -> None:
         """Stop every worker or container (idempotent)."""
-        ...
+
+    def run(
+        self,
+        code: str,
+        language: str = "python",
+        stdin: str = "",
+        timeout_s: float = 10.0,
+        memory_mb: int = 512,
+        files: Mapping[str, bytes] | None = None,
+    ) -> ExecResult:
+        """Run ``code`` once (see :class:`RunRequest` for the fields)."""
+        return self.run_request(RunRequest(code, language, stdin, timeout_s, memory_mb, dict(files or {})))
+
+    def run_batch(self, requests: Sequence[RunRequest], concurrency: int | None = None) -> list[ExecResult]:
+        """Run ``requests``, up to ``concurrency`` (default :attr:`default_concurrency`) at once;
+        results in request order."""
+        with ThreadPoolExecutor(max_workers=max(1, concurrency or self.default_concurrency)) as pool:
+            return list(pool.map(self.run_request, requests))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run(

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from turngym.errors import SandboxBusy, SandboxError, SandboxRequestError
-from turngym.sandboxes.api import ExecResult, RunRequest, Status
+from turngym.sandboxes.api import ExecResult, RunRequest, Sandbox, Status
 
 RETRY_STATUS = {429, 502, 503, 504}
 OOM_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory")
@@ -82,7 +80,7 @@ def request_body(request: RunRequest) -> dict[str, Any]:
     }
 
 
-class RemoteSandbox:
+class RemoteSandbox(Sandbox):
     """A sandbox reached over HTTP at ``url`` (the server's base URL, without ``/run_code``)."""
 
     def __init__(
@@ -93,24 +91,6 @@ class RemoteSandbox:
         self.backoff_s = backoff_s
         self._client = client or httpx.Client(timeout=httpx.Timeout(10.0, read=None))
         self._owns_client = client is None
-
-    def __enter__(self) -> RemoteSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def run(
-        self,
-        code: str,
-        language: str = "python",
-        stdin: str = "",
-        timeout_s: float = 10.0,
-        memory_mb: int = 512,
-        files: dict[str, bytes] | None = None,
-    ) -> ExecResult:
-        """Run ``code`` once (see :class:`~turngym.sandboxes.api.RunRequest` for the fields)."""
-        return self.run_request(RunRequest(code, language, stdin, timeout_s, memory_mb, files or {}))
 
     def run_request(self, request: RunRequest) -> ExecResult:
         """POST one request (read timeout: compile + run + 10 s), retrying busy answers."""
@@ -144,11 +124,6 @@ class RemoteSandbox:
                 f"sandbox server refused the request ({response.status_code}): {detail}"
             )
         raise SandboxError(f"sandbox server answered {response.status_code}: {detail}")
-
-    def run_batch(self, requests: Sequence[RunRequest], concurrency: int | None = None) -> list[ExecResult]:
-        """Run ``requests`` as parallel ``/run_code`` calls (``concurrency`` at once, default 4)."""
-        with ThreadPoolExecutor(max_workers=max(1, concurrency or 4)) as pool:
-            return list(pool.map(self.run_request, requests))
 
     def status(self) -> dict[str, Any]:
         """The server's ``/health`` answer."""

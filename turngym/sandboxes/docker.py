@@ -20,13 +20,11 @@ import os
 import queue
 import socket
 import struct
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from turngym.errors import ConfigError, SandboxBusy, SandboxError
-from turngym.sandboxes.api import ExecResult, RunRequest
+from turngym.sandboxes.api import ExecResult, RunRequest, Sandbox
 from turngym.sandboxes.local import WORKER_ENV, WORKER_SOURCE, LocalConfig, Worker
 
 LABEL = "turngym.sandbox"
@@ -79,7 +77,7 @@ def docker_client(timeout_s: float = 120.0) -> Any:
     return client
 
 
-class DockerSandbox:
+class DockerSandbox(Sandbox):
     """Run code in a pool of warm containers."""
 
     def __init__(self, config: DockerConfig | None = None, *, pool_size: int = 2) -> None:
@@ -94,6 +92,7 @@ class DockerSandbox:
                 f"docker image {self.config.image!r} is missing ({exc}); build it with .ci/setup.d/docker.sh"
             ) from exc
         self.pool_size = pool_size
+        self.default_concurrency = max(1, pool_size)
         self._idle: queue.Queue[Any] = queue.Queue()
         self._closed = False
         self._runs = 0
@@ -101,12 +100,6 @@ class DockerSandbox:
         self._slots = itertools.count(os.getpid() % 1000 * 1000)
         for _ in range(pool_size):
             self._idle.put(self._start_container())
-
-    def __enter__(self) -> DockerSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _start_container(self) -> Any:
         config = self.config
@@ -127,18 +120,6 @@ class DockerSandbox:
             security_opt=["no-new-privileges"],
             labels={LABEL: str(next(self._slots))},
         )
-
-    def run(
-        self,
-        code: str,
-        language: str = "python",
-        stdin: str = "",
-        timeout_s: float = 10.0,
-        memory_mb: int = 512,
-        files: dict[str, bytes] | None = None,
-    ) -> ExecResult:
-        """Run ``code`` once (see :class:`~turngym.sandboxes.api.RunRequest` for the fields)."""
-        return self.run_request(RunRequest(code, language, stdin, timeout_s, memory_mb, files or {}))
 
     def run_request(self, request: RunRequest) -> ExecResult:
         """Run one request in a free container."""
@@ -212,11 +193,6 @@ class DockerSandbox:
             container.remove(force=True)
         else:
             self._idle.put(container)
-
-    def run_batch(self, requests: Sequence[RunRequest], concurrency: int | None = None) -> list[ExecResult]:
-        """Run ``requests`` with up to ``concurrency`` at once (default: the pool size)."""
-        with ThreadPoolExecutor(max_workers=max(1, concurrency or self.pool_size)) as pool:
-            return list(pool.map(self.run_request, requests))
 
     def status(self) -> dict[str, Any]:
         """The image, the containers' limits and what is isolated."""

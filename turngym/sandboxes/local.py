@@ -34,14 +34,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from turngym.errors import ConfigError, SandboxBusy, SandboxError
-from turngym.sandboxes.api import ExecResult, RunRequest
+from turngym.sandboxes.api import ExecResult, RunRequest, Sandbox
 
 Isolation = Literal["auto", "bwrap", "process"]
 WORKER_SOURCE = Path(__file__).with_name("_worker.py")
@@ -259,7 +257,7 @@ def detect_isolation(requested: Isolation) -> str:
     return requested
 
 
-class LocalSandbox:
+class LocalSandbox(Sandbox):
     """Run code in jailed child processes; ``pool_size`` pre-started workers make runs cheap."""
 
     def __init__(self, config: LocalConfig | None = None, *, pool_size: int = 2) -> None:
@@ -273,30 +271,13 @@ class LocalSandbox:
             raise ConfigError(f"pool_size must be >= 0, got {pool_size}")
         self.isolation = detect_isolation(self.config.isolation)
         self.pool_size = pool_size
+        self.default_concurrency = max(1, pool_size)
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._closed = False
         self._runs = 0
         self._root = os.geteuid() == 0
         for _ in range(pool_size):
             self._idle.put(Worker(self.config, self.isolation))
-
-    def __enter__(self) -> LocalSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def run(
-        self,
-        code: str,
-        language: str = "python",
-        stdin: str = "",
-        timeout_s: float = 10.0,
-        memory_mb: int = 512,
-        files: dict[str, bytes] | None = None,
-    ) -> ExecResult:
-        """Run ``code`` once (see :class:`~turngym.sandboxes.api.RunRequest` for the fields)."""
-        return self.run_request(RunRequest(code, language, stdin, timeout_s, memory_mb, files or {}))
 
     def run_request(self, request: RunRequest) -> ExecResult:
         """Run one validated request in a pooled worker, or in a worker of its own."""
@@ -314,12 +295,6 @@ class LocalSandbox:
             return worker.run(request, self.config)
         finally:
             self._give_back(worker)
-
-    def run_batch(self, requests: Sequence[RunRequest], concurrency: int | None = None) -> list[ExecResult]:
-        """Run ``requests`` with up to ``concurrency`` at once (default: the pool size)."""
-        workers = max(1, concurrency or self.pool_size or 1)
-        with ThreadPoolExecutor(max_workers=workers) as executor:
-            return list(executor.map(self.run_request, requests))
 
     def _acquire(self) -> Worker:
         try:
