@@ -10,7 +10,6 @@ anchors. Connection failures are retried (bounded, with backoff); HTTP errors ra
 
 from __future__ import annotations
 
-import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -18,6 +17,7 @@ import httpx
 
 from turngym.envs.core import StepOutcome, TextEnv
 from turngym.errors import EnvError
+from turngym.http import send
 from turngym.trajectory import from_jsonable
 
 
@@ -43,14 +43,10 @@ class RemoteEnv(TextEnv):
         self._seed_given: int | None = None
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        for attempt in range(self._retries + 1):
-            try:
-                response = self._http.request(method, path, json=body)
-                break
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if attempt == self._retries:
-                    raise EnvError(f"cannot reach env server at {self._http.base_url}: {exc}") from exc
-                time.sleep(0.1 * 2**attempt)
+        response = send(
+            self._http, method, path, retries=self._retries, backoff_s=0.1,
+            error=EnvError, server="env server", json=body,
+        )  # fmt: skip
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)

@@ -11,13 +11,13 @@ a tool call need not be idempotent. A 404 raises :class:`~turngym.errors.ToolNot
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from turngym.errors import ToolArgumentError, ToolNotFound, ToolServerError
+from turngym.http import CONNECT_ERRORS, send
 from turngym.tools.spec import Tool, ToolResult
 
 
@@ -34,9 +34,6 @@ def _result_from_response(name: str, response: httpx.Response) -> ToolResult:
     if response.status_code != 200:
         raise ToolServerError(f"tool server answered {response.status_code} for {name!r}: {detail}")
     return ToolResult(ok=bool(body["ok"]), output=body.get("output"), error=body.get("error"))
-
-
-_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 class ToolClient:
@@ -56,19 +53,10 @@ class ToolClient:
         self._backoff_s = backoff_s
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(self._retries + 1):
-            try:
-                return self._http.request(method, path, **kwargs)
-            except _CONNECT_ERRORS as exc:
-                if attempt == self._retries:
-                    raise ToolServerError(
-                        f"cannot reach tool server at {self._http.base_url} after {attempt + 1} tries: {exc}"
-                    ) from exc
-                time.sleep(self._backoff_s * 2**attempt)
-            except httpx.HTTPError as exc:  # reached the server (or may have): never retried
-                url = self._http.base_url
-                raise ToolServerError(f"request to tool server at {url} failed: {exc!r}") from exc
-        raise AssertionError("unreachable")
+        return send(
+            self._http, method, path, retries=self._retries, backoff_s=self._backoff_s,
+            error=ToolServerError, server="tool server", **kwargs,
+        )  # fmt: skip
 
     def list_tools(self) -> list[dict[str, Any]]:
         """The served tools' OpenAI function schemas."""
@@ -102,7 +90,7 @@ class AsyncToolClient:
         for attempt in range(self._retries + 1):
             try:
                 return await self._http.request(method, path, **kwargs)
-            except _CONNECT_ERRORS as exc:
+            except CONNECT_ERRORS as exc:
                 if attempt == self._retries:
                     raise ToolServerError(
                         f"cannot reach tool server at {self._http.base_url} after {attempt + 1} tries: {exc}"
