@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turngym.agents.chat import action_text, env_tools, messages_for
-from turngym.agents.loop import EnvFactory, Job
+from turngym.agents.loop import EnvFactory, Job, episode_trajectory
 from turngym.agents.policy import ChatPolicy, ChatReply, LoopConfig
 from turngym.envs.core import TextEnv
 from turngym.trajectory import StopReason, Trajectory, Turn
@@ -137,13 +137,4 @@ def _finish(conv: _Conversation, policy: ChatPolicy, config: LoopConfig) -> Traj
     if conv.error:
         metadata["error"] = conv.error
     conv.env.close()
-    return Trajectory(
-        env_id=config.env_id,
-        task_id=conv.job[0],
-        seed=conv.job[1],
-        turns=tuple(conv.turns),
-        stop_reason=conv.stop or StopReason.TRUNCATED,
-        won=conv.stop is StopReason.WON,
-        context_mode=config.context,
-        metadata=metadata,
-    )
+    return episode_trajectory(config, conv.job, conv.turns, conv.stop, metadata)

@@ -186,13 +186,24 @@ def _finish(ep: _Episode, policy: Policy, config: LoopConfig) -> Trajectory:
     if ep.error:
         metadata["error"] = ep.error
     ep.env.close()
+    return episode_trajectory(config, ep.job, ep.turns, ep.stop, metadata)
+
+
+def episode_trajectory(
+    config: LoopConfig,
+    job: Job,
+    turns: list[Turn],
+    stop: StopReason | None,
+    metadata: dict[str, Any],
+) -> Trajectory:
+    """The trajectory of one finished episode of job ``(task_id, seed)``; no stop reason = truncated."""
     return Trajectory(
         env_id=config.env_id,
-        task_id=ep.job[0],
-        seed=ep.job[1],
-        turns=tuple(ep.turns),
-        stop_reason=ep.stop or StopReason.TRUNCATED,
-        won=ep.stop is StopReason.WON,
+        task_id=job[0],
+        seed=job[1],
+        turns=tuple(turns),
+        stop_reason=stop or StopReason.TRUNCATED,
+        won=stop is StopReason.WON,
         context_mode=config.context,
         metadata=metadata,
     )
