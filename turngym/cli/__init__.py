@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from turngym.cli import envs as envs_cmds
 from turngym.cli import eval as eval_cmds
@@ -47,5 +48,5 @@ def main() -> None:
     try:
         app()
     except TurngymError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

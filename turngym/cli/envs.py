@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from turngym.envs import list_envs, make, spec
@@ -90,13 +91,13 @@ def play(
     except ValueError as exc:
         raise ConfigError(f"cannot start task {task} of {env_id}: {exc}") from exc
     if env.system_prompt:
-        console.print(f"[dim]{env.system_prompt}[/]")
-    console.print(f"[bold]task {info['task_id']}[/]  (type :quit to stop)\n{obs}")
+        console.print(f"[dim]{escape(env.system_prompt)}[/]")
+    console.print(f"[bold]task {escape(str(info['task_id']))}[/]  (type :quit to stop)\n{escape(obs)}")
     total = 0.0
     while True:
         actions = info["admissible_actions"]
         if actions:
-            console.print("[dim]" + "  ".join(f"[{i}] {a}" for i, a in enumerate(actions, 1)) + "[/]")
+            console.print("[dim]" + "  ".join(escape(f"[{i}] {a}") for i, a in enumerate(actions, 1)) + "[/]")
         console.print("> ", end="")
         line = sys.stdin.readline()
         if not line or line.strip() == ":quit":
@@ -107,7 +108,7 @@ def play(
             action = actions[int(action) - 1]
         obs, reward, terminated, truncated, info = env.step(action)
         total += reward
-        console.print(obs + (f"  [yellow](reward {reward:g})[/]" if reward else ""))
+        console.print(escape(obs) + (f"  [yellow](reward {reward:g})[/]" if reward else ""))
         if terminated or truncated:
             outcome = "won" if info["won"] else ("out of turns" if truncated else "lost")
             console.print(f"[bold]episode over: {outcome}; return {total:g}[/]")

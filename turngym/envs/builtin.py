@@ -35,6 +35,7 @@ def register_builtin_envs() -> None:
         "turngym/ALFWorld-TW-v0",
         "turngym.envs.alfworld.tw_env:ALFWorldTWEnv",
         description="ALFWorld game files (ours exported, or your own) played by the real TextWorld engine",
+        extra="alfworld",
     )
     register(
         "turngym/Search-v0",
@@ -45,4 +46,5 @@ def register_builtin_envs() -> None:
         "turngym/WebShop-v0",
         "turngym.envs.webshop.env:WebShopEnv",
         description="Shop a product catalog with search[...] and click[...] for an instruction (WebShop)",
+        extra="webshop",
     )

@@ -45,17 +45,20 @@ class EnvInfo:
     id: str
     description: str
     entry_point: str
+    extra: str = ""
+    """The pip extra of turngym that installs the env's optional modules (``""``: none needed)."""
 
 
 _REGISTERED: dict[str, EnvInfo] = {}
 _plugins_loaded = False
 
 
-def register(id: str, entry_point: str, *, description: str = "", **defaults: Any) -> None:
+def register(id: str, entry_point: str, *, description: str = "", extra: str = "", **defaults: Any) -> None:
     """Register an environment class under a versioned id (``namespace/Name-vN``).
 
     ``entry_point`` is ``"package.module:ClassName"``; ``defaults`` become constructor keyword
-    arguments that ``make(id, **kwargs)`` can override.
+    arguments that ``make(id, **kwargs)`` can override; ``extra`` names the pip extra that installs
+    the modules in the class's ``requires`` (used in the error when they are missing).
     """
     if not _ID_RE.match(id):
         raise RegistryError(
@@ -64,7 +67,7 @@ def register(id: str, entry_point: str, *, description: str = "", **defaults: An
     if ":" not in entry_point:
         raise RegistryError(f"entry_point must look like 'package.module:ClassName', got {entry_point!r}")
     if id in _REGISTERED:
-        unchanged = _REGISTERED[id] == EnvInfo(id, description, entry_point)
+        unchanged = _REGISTERED[id] == EnvInfo(id, description, entry_point, extra)
         if unchanged and gymnasium.spec(id).kwargs == defaults:
             return  # registering the same env again (e.g. a plugin loaded twice) is a no-op
         raise RegistryError(
@@ -79,7 +82,7 @@ def register(id: str, entry_point: str, *, description: str = "", **defaults: An
         order_enforce=False,
         disable_env_checker=True,
     )
-    _REGISTERED[id] = EnvInfo(id=id, description=description, entry_point=entry_point)
+    _REGISTERED[id] = EnvInfo(id=id, description=description, entry_point=entry_point, extra=extra)
 
 
 def load_plugins() -> None:
@@ -148,8 +151,16 @@ def _importable(module: str) -> bool:
 
 
 def make(id: str, **kwargs: Any) -> TextEnv:
-    """Build the environment registered as ``id``; ``kwargs`` override the registered defaults."""
+    """Build the environment registered as ``id``; ``kwargs`` override the registered defaults.
+
+    An env whose optional modules are not installed is refused with the install command.
+    """
     spec(id)
+    missing = missing_requirements(id)
+    if missing:
+        extra = _REGISTERED[id].extra
+        how = f"pip install 'turngym[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+        raise RegistryError(f"{id} needs the module(s) {', '.join(missing)}, which are not installed: {how}")
     env = gymnasium.make(id, disable_env_checker=True, **kwargs)
     if not isinstance(env, TextEnv):
         raise RegistryError(
