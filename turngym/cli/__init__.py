@@ -43,10 +43,24 @@ serve_app.command("env")(serve_cmds.serve_env)
 serve_app.command("sandbox")(sandbox_cmds.serve_sandbox)
 
 
+TRAIN_STACK = frozenset({"torch", "transformers", "tokenizers", "safetensors", "tensorboard"})
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
     except TurngymError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_STACK:
+            raise
+        _fail(
+            f"this command needs the training stack ({exc.name} is not installed): "
+            "pip install torch==2.13.0 && pip install -e '.[train]'"
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -63,3 +65,19 @@ def test_play_shows_markup_like_text_literally() -> None:
     assert result.exit_code == 0, result.output
     assert "[bold]not bold[/bold] and [webshop] stay literal" in result.output
     assert "[red][green]go[/red]" in result.output
+
+
+def test_train_without_torch_is_a_one_line_error() -> None:
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'transformers', 'tokenizers', 'safetensors'): sys.modules[m] = None\n"
+        "sys.argv = ['turngym', 'train']\n"
+        "from turngym.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: this command needs the training stack (torch is not installed): "
+        "pip install torch==2.13.0 && pip install -e '.[train]'"
+    )
