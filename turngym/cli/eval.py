@@ -113,6 +113,7 @@ def _load_policy(
     from turngym.agents.openai import OpenAIConfig, OpenAIPolicy
 
     name = model or os.environ.get("TURNGYM_OPENAI_MODEL", "default")
+    # `api` is a plain CLI string; OpenAIConfig.__post_init__ rejects anything but chat/completions
     return OpenAIPolicy(OpenAIConfig(agent[7:], model=name, api=api, concurrency=concurrency))  # type: ignore[arg-type]
 
 

@@ -18,6 +18,7 @@ def build_sandbox(backend: str, isolation: str, pool_size: int, image: str) -> S
     if backend == "local":
         if isolation not in ("auto", "bwrap", "process"):
             raise ConfigError(f"--isolation must be auto, bwrap or process, got {isolation!r}")
+        # `isolation` is a plain CLI string, checked against the Literal's values just above
         return LocalSandbox(LocalConfig(isolation=isolation), pool_size=pool_size)  # type: ignore[arg-type]
     if backend == "docker":
         from turngym.sandboxes.docker import DockerConfig, DockerSandbox
