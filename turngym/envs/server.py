@@ -10,8 +10,8 @@ Control API (the orchestrator's, never offered to a policy as a tool):
   ``{"observation", "reward", "terminated", "truncated", "info"}``; 409 before reset.
 * ``DELETE /sessions/{id}`` → 204.
 
-Errors are JSON: 404 unknown session, 413 body over ``max_body_bytes``, 422 malformed JSON or a
-body failing the schema (naming the field). ``info`` is encoded with
+Errors are JSON: 404 unknown session, 413 body over ``max_body_bytes``, 422 malformed JSON, a
+body failing the schema (naming the field) or a task the env refuses. ``info`` is encoded with
 :func:`~turngym.trajectory.to_jsonable` so tuple anchors survive the trip. Sessions idle longer than
 ``session_ttl_s`` are closed when a new one is requested. Each session has a lock, so concurrent
 calls on one session run one at a time; env calls run in a worker thread.
@@ -47,8 +47,12 @@ from turngym.trajectory import to_jsonable
 
 class ResetRequest(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    seed: int | None = None
+    seed: int | None = pydantic.Field(default=None, ge=0, lt=2**63)
     task_id: int | str | None = None
+
+
+class BadReset(Exception):
+    """The env refused the requested task (e.g. an out-of-range task id): the client's mistake."""
 
 
 class StepRequest(pydantic.BaseModel):
@@ -116,7 +120,10 @@ def _parse(model: type[pydantic.BaseModel], payload: Any) -> pydantic.BaseModel 
 
 def _reset(env: TextEnv, request: ResetRequest) -> dict[str, Any]:
     options = None if request.task_id is None else {"task_id": request.task_id}
-    obs, info = env.reset(seed=request.seed, options=options)
+    try:
+        obs, info = env.reset(seed=request.seed, options=options)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise BadReset(f"cannot reset to task {request.task_id!r}: {exc}") from exc
     return {"observation": obs, "info": to_jsonable(info)}
 
 
@@ -182,6 +189,8 @@ def create_env_app(
             return await run_in_threadpool(locked)
         except ResetNeeded as exc:
             return error_response(409, str(exc))
+        except BadReset as exc:
+            return error_response(422, str(exc))
 
     @app.post("/sessions/{sid}/reset")
     async def reset(sid: str, request: Request) -> Any:

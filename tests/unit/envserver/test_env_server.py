@@ -108,3 +108,12 @@ def test_browser_view_plays_an_episode(client: TestClient) -> None:
     assert after.status_code == 200
     assert "episode over" in after.text and "reward 1" in after.text
     assert 'action="act"' not in after.text
+
+
+def test_bad_reset_requests_are_422_and_the_session_survives(client: TestClient) -> None:
+    sid = _session(client)
+    negative = client.post(f"/sessions/{sid}/reset", json={"seed": -1})
+    assert negative.status_code == 422 and negative.json()["errors"][0]["field"] == "seed"
+    bad_task = client.post(f"/sessions/{sid}/reset", json={"task_id": "kitchen"})
+    assert bad_task.status_code == 422 and "cannot reset to task 'kitchen'" in bad_task.json()["detail"]
+    assert client.post(f"/sessions/{sid}/reset", json={"seed": 0, "task_id": 1}).status_code == 200
