@@ -224,13 +224,15 @@ def _add_browser_ui(app: FastAPI, factory: Callable[[], TextEnv], env_id: str, m
     def page() -> str:
         render = getattr(env, "render_html", None)
         body = render() if callable(render) else f"<pre>{html.escape(env.observation)}</pre>"
+        focus = "" if callable(render) else " autofocus"  # the env's own page keeps the focus
         actions = env.admissible_actions() or []
         options = "".join(f'<option value="{html.escape(a)}">' for a in actions)
         form = (
             ""
             if state["done"]
-            else '<form method="post" action="act"><input name="action" list="admissible" size="60" '
-            f'autofocus><datalist id="admissible">{options}</datalist><button>act</button></form>'
+            else '<form method="post" action="act"><label>action: <input name="action" list="admissible" '
+            f'size="60"{focus}></label><datalist id="admissible">{options}</datalist>'
+            "<button>act</button></form>"
         )
         status = f"reward {state['last_reward']:g}" + (" &mdash; episode over" if state["done"] else "")
         return (
