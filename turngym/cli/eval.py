@@ -1,7 +1,8 @@
 """``turngym eval``: run an agent on an environment, print a summary table, save trajectories.
 
 Agents: ``expert`` / ``random`` (model-free baselines), ``hf:tiny`` (the project's tiny model,
-built on first use), ``hf:PATH`` (any local Hugging Face causal-LM directory) and ``openai:URL``
+built on first use), ``hf:PATH`` (any local Hugging Face causal-LM directory), ``vllm:tiny`` /
+``vllm:PATH`` (the same models served by an in-process vLLM engine) and ``openai:URL``
 (any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays ``N / G`` tasks, G
 episodes each with the same task id and env seed (task ``k`` uses seed ``--seed + k``), so the
 spread within a group is the policy's own. ``--concurrency C`` is how many episodes run in
@@ -34,7 +35,7 @@ from turngym.trajectory import Trajectory, write_jsonl
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
-AGENTS = (*BASELINES, "hf:tiny", "hf:PATH", "openai:URL")
+AGENTS = (*BASELINES, "hf:tiny", "hf:PATH", "vllm:tiny", "vllm:PATH", "openai:URL")
 
 
 def _jobs(episodes: int, group_size: int, seed: int, num_tasks: int) -> list[tuple[int, int]]:
@@ -110,6 +111,11 @@ def _load_policy(
         if target == "tiny":
             return HFPolicy.from_pretrained(ensure_tiny(), device=device, num_threads=threads or 1)
         return HFPolicy.from_pretrained(Path(target).expanduser(), device=device, num_threads=threads)
+    if agent.startswith("vllm:"):
+        from turngym.agents.tiny import ensure_tiny
+        from turngym.agents.vllm import VLLMPolicy
+
+        return VLLMPolicy(ensure_tiny() if agent == "vllm:tiny" else Path(agent[5:]), name=agent)
     from turngym.agents.openai import OpenAIConfig, OpenAIPolicy
 
     name = model or os.environ.get("TURNGYM_OPENAI_MODEL", "default")
@@ -154,7 +160,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Write the trajectories to this JSONL file")] = None,
 ) -> None:
     """Evaluate an agent on an environment and print success rate, return, turns and speed."""
-    if agent not in BASELINES and not agent.startswith(("hf:", "openai:")):
+    if agent not in BASELINES and not agent.startswith(("hf:", "vllm:", "openai:")):
         raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     options = parse_options(option)
     probe = make_env(env_id, options)  # constructor mistakes surface before any model work
