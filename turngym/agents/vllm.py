@@ -33,7 +33,10 @@ Weight sync: :meth:`VLLMPolicy.update_weights` hands a state dict with Hugging F
 names to every worker's ``reload_weights`` (``llm.collective_rpc``), whose model ``load_weights``
 maps the names onto vLLM's fused layers (q/k/v into one projection, gate/up into one) and copies
 in place; the engine's prefix cache is then reset so no cached key/value computed with the old
-weights is reused. ``version`` counts the updates, as in the ``hf`` backend.
+weights is reused. ``version`` counts the updates, as in the ``hf`` backend. vLLM rebuilds a fused
+layer from all of its parts, so a pushed state dict must be complete; with
+``VLLMConfig(trainable=True)`` the policy keeps a ``transformers`` copy (:attr:`VLLMPolicy.model`)
+that partial updates are merged into before its full state dict is pushed.
 """
 
 from __future__ import annotations
