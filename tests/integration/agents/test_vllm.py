@@ -13,6 +13,7 @@ and fused projections sum in another order; the observed gap is printed in the r
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -274,3 +275,22 @@ def test_eval_cli_runs_vllm_tiny(vllm_env: dict[str, str], tmp_path: Path) -> No
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4
     assert all(turn["action_logprobs"] for row in rows for turn in row["turns"])
+
+
+def test_missing_model_directory_is_a_config_error(tmp_path: Path) -> None:
+    from turngym.agents.vllm import VLLMPolicy
+    from turngym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"is not a model directory \(no config.json\)"):
+        VLLMPolicy(tmp_path)
+
+
+def test_without_vllm_the_error_says_where_to_get_it() -> None:
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("this interpreter has vllm; the check is for interpreters without it")
+    from turngym.agents.tiny import ensure_tiny
+    from turngym.agents.vllm import VLLMPolicy
+    from turngym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"needs the vllm package .* \.ci/setup\.d/vllm\.sh"):
+        VLLMPolicy(ensure_tiny())
