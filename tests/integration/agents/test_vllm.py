@@ -164,6 +164,8 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402  (the vLLM interpreter above has no pytest)
 
+import turngym  # noqa: E402
+
 pytestmark = pytest.mark.integration
 
 
@@ -187,6 +189,9 @@ def vllm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     ensure_tiny()  # built once by the project's venv; the vLLM interpreter reads the same cache
     env = dict(os.environ)
     env.setdefault("TURNGYM_CACHE", str(ensure_tiny().parent))
+    # the checkout under test, not whichever checkout the vLLM venv was first built from
+    checkout = str(Path(turngym.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (checkout, env.get("PYTHONPATH", "")) if p)
     return env
 
 
