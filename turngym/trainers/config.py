@@ -23,7 +23,9 @@ from turngym.errors import ConfigError
 @dataclass
 class ModelConfig:
     model: str = "hf:tiny"
-    """The policy: ``hf:tiny`` (built locally) or ``hf:PATH`` of a saved causal LM directory."""
+    """The policy: ``hf:tiny`` (built locally) or ``hf:PATH`` of a saved causal LM directory; with
+    ``vllm:tiny`` / ``vllm:PATH`` rollouts sample through a vLLM engine that is synced with the
+    learner after every update (needs vllm installed; see docs/agents.md)."""
     device: str = "cpu"
     """Torch device of the learner and the rollout policy."""
     threads: int = 1
@@ -217,9 +219,10 @@ class TrainConfig:
             raise ConfigError("iterations, checkpoint_every and eval.every must be >= 1")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1 (the latest checkpoint is what resume reads)")
-        if not self.model.model.startswith("hf:"):
+        if not self.model.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
-                f"model.model must be 'hf:tiny' or 'hf:PATH' (a trainable policy), got {self.model.model!r}"
+                "model.model must be 'hf:tiny', 'hf:PATH', 'vllm:tiny' or 'vllm:PATH' (a trainable policy), "
+                f"got {self.model.model!r}"
             )
         return self
 

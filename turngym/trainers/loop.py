@@ -154,6 +154,7 @@ def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
     if found is not None:
         ckpt = load_checkpoint(found, config_digest=digest)
         model.load_state_dict(ckpt.model)
+        policy.update_weights({})  # a sampler apart from the learner (vllm) gets the restored weights
         optimizer.load_state_dict(ckpt.optimizer)
         scheduler.load_state_dict(ckpt.scheduler)
         restore_rng(ckpt.rng)
@@ -237,7 +238,7 @@ def run_iteration(
             ref = token_logprobs(reference, batch, temperature=settings.temperature).logprobs
     generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
     update = ppo_update(model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref)
-    policy.update_weights({})  # the rollout policy samples from the trained module: bump its version
+    policy.update_weights({})  # sync the rollout policy: hf shares the module (a version bump), vllm reloads
     t3 = time.perf_counter()
     metrics.update(credit_stats)
     metrics.update(update)

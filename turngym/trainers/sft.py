@@ -11,7 +11,7 @@ held-out evaluation uses the ``test`` split.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,17 +21,28 @@ from turngym.agents.scripted import ExpertPolicy
 from turngym.trainers.batching import collate, trajectory_rows
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.rollout import derive_seed, env_factory, loop_config
+
+if TYPE_CHECKING:
+    from turngym.agents.vllm import VLLMPolicy
 from turngym.trainers.update import token_logprobs
 from turngym.trajectory import Trajectory
 
 
-def load_policy(config: TrainConfig) -> HFPolicy:
-    """The trainable policy of ``config.model`` (``hf:tiny`` is built on first use)."""
-    spec = config.model.model.removeprefix("hf:")
+def load_policy(config: TrainConfig) -> HFPolicy | VLLMPolicy:
+    """The trainable policy of ``config.model`` (``tiny`` is built on first use).
+
+    ``vllm:...`` samples with a vLLM engine and trains its ``transformers`` copy (on the CPU);
+    ``update_weights({})`` pushes the trained weights into the engine.
+    """
+    backend, _, spec = config.model.model.partition(":")
     if spec == "tiny":
         from turngym.agents.tiny import ensure_tiny
 
         spec = str(ensure_tiny())
+    if backend == "vllm":
+        from turngym.agents.vllm import VLLMConfig, VLLMPolicy
+
+        return VLLMPolicy(spec, VLLMConfig(trainable=True, seed=config.seed))
     return HFPolicy.from_pretrained(spec, device=config.model.device)
 
 

@@ -1,0 +1,71 @@
+"""Training with vLLM rollouts: after every update the engine serves exactly the learner's weights.
+
+Each iteration takes one optimizer step on one mini-batch, so the PPO ratio is measured before any
+step of that iteration: its approximate KL between the sampler's log-probs (vLLM) and the learner's
+recomputation is ~0 only if the previous update reached the engine. Runs in the separate vLLM
+environment (`.ci/setup.d/vllm.sh`) and skips with the reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import turngym
+from tests.integration.agents.test_vllm import VLLM_PYTHON, _vllm_ready
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = [
+    "model.model=vllm:tiny",
+    "iterations=3",
+    "checkpoint_every=3",
+    "tensorboard=false",
+    "progress=false",
+    "env.kwargs={size: 2, max_turns: 3}",
+    "rollout.group_size=2",
+    "rollout.groups_per_iteration=2",
+    "rollout.max_new_tokens=4",
+    "optim.lr=1e-3",
+    "optim.mini_batch_rows=64",
+    "optim.micro_batch_rows=8",
+    "sft.demos=4",
+    "sft.steps=2",
+    "eval.episodes=4",
+    "eval.every=3",
+]
+
+
+def test_vllm_rollouts_stay_in_sync_with_the_learner(tmp_path: Path) -> None:
+    reason = _vllm_ready()
+    if reason:
+        pytest.skip(reason)
+    from turngym.agents.tiny import ensure_tiny
+
+    tiny = ensure_tiny()
+    checkout = str(Path(turngym.__file__).resolve().parents[1])
+    env = {**os.environ, "TURNGYM_CACHE": str(tiny.parent), "PYTHONPATH": checkout, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    sets = [arg for s in SETTINGS for arg in ("--set", s)]
+    run = subprocess.run(
+        [str(VLLM_PYTHON), "-c", "from turngym.cli import main; main()", "train", "-o", str(out), *sets],
+        capture_output=True, text=True, env=env, timeout=400,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    kls = [r["loss/approx_kl"] for r in rows if "loss/approx_kl" in r]
+    assert len(kls) == 3
+    assert max(kls) < 1e-8, kls  # sampler == learner at every iteration, the first and the synced ones
+
+    before, after = (
+        load_file(str(tiny / "model.safetensors")),
+        load_file(str(out / "final" / "model.safetensors")),
+    )
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k].to(before[k].dtype))]
+    assert changed, "training changed no weight"
