@@ -219,6 +219,11 @@ class TrainConfig:
             raise ConfigError("iterations, checkpoint_every and eval.every must be >= 1")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1 (the latest checkpoint is what resume reads)")
+        if self.model.model.startswith("vllm:") and self.credit.estimator == "empg":
+            raise ConfigError(
+                "credit.estimator=empg needs per-token entropies, which the vllm backend cannot report; "
+                "use model.model=hf:... with empg"
+            )
         if not self.model.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
                 "model.model must be 'hf:tiny', 'hf:PATH', 'vllm:tiny' or 'vllm:PATH' (a trainable policy), "

@@ -50,6 +50,7 @@ def test_yaml_then_overrides(tmp_path):
         (["loss.dual_clip=0.5"], "must be > 1"),
         (["rollout.group_size=four"], "must be a int"),
         (["model.model=openai:gpt"], "hf:tiny"),
+        (["model.model=vllm:tiny", "credit.estimator=empg", "credit.params={}"], "entropies"),
         (["nonsense"], "section.field=value"),
         (["env.train_tasks=4"], "raise env.train_tasks"),
     ],
