@@ -8,17 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.sandboxes.hostile import OUTPUT_LIMIT, cases, host_secret
+from tests.integration.sandboxes.hostile import OUTPUT_LIMIT, cases
 from turngym.errors import SandboxError
 from turngym.sandboxes import RunRequest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def secret() -> Iterator[str]:
-    with host_secret() as path:
-        yield path
 
 
 IMAGE = "turngym-sandbox:bookworm"

@@ -12,19 +12,12 @@ import pytest
 from tests.integration.sandboxes.hostile import (
     OUTPUT_LIMIT,
     cases,
-    host_secret,
     processes_of_uid,
     running_as_root,
 )
 from turngym.sandboxes import LocalConfig, LocalSandbox, RunRequest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def secret() -> Iterator[str]:
-    with host_secret() as path:
-        yield path
 
 
 ISOLATIONS = ["bwrap", "process"] if shutil.which("bwrap") else ["process"]

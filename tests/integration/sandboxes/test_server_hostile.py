@@ -15,7 +15,6 @@ import pytest
 from tests.integration.sandboxes.hostile import (
     OUTPUT_LIMIT,
     cases,
-    host_secret,
     processes_of_uid,
     running_as_root,
 )
@@ -25,12 +24,6 @@ from turngym.sandboxes.client import RemoteSandbox
 from turngym.sandboxes.server import create_sandbox_app
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def secret() -> Iterator[str]:
-    with host_secret() as path:
-        yield path
 
 
 @pytest.fixture(scope="module")
