@@ -30,6 +30,7 @@ from rich.table import Table
 from turngym.agents.baselines import BASELINES, run_episode, summarize
 from turngym.agents.policy import LoopConfig, SamplingParams
 from turngym.cli.envs import OptionList, make_env, parse_options, prepare_output
+from turngym.envs.core import TextEnv
 from turngym.errors import ConfigError
 from turngym.trajectory import Trajectory, write_jsonl
 
@@ -57,17 +58,13 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
-def _run_baseline(
-    env_id: str, options: dict[str, Any], agent: str, jobs: Sequence[tuple[int, int]]
-) -> list[Trajectory]:
-    env = make_env(env_id, options)
+def _run_baseline(env: TextEnv, env_id: str, agent: str, jobs: Sequence[tuple[int, int]]) -> list[Trajectory]:
     out = []
     with _progress() as progress:
         bar = progress.add_task("episodes", total=len(jobs))
         for task, seed in jobs:
             out.append(run_episode(env, env_id, agent, seed=seed, task_id=task))
             progress.advance(bar)
-    env.close()
     return out
 
 
@@ -163,14 +160,16 @@ def evaluate(
     if agent not in BASELINES and not agent.startswith(("hf:", "vllm:", "openai:")):
         raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     options = parse_options(option)
-    probe = make_env(env_id, options)  # constructor mistakes surface before any model work
-    jobs = _jobs(episodes, group_size, seed, probe.num_tasks)
-    probe.close()
     if out is not None:
         prepare_output(out)
+    env = make_env(env_id, options)  # constructor mistakes surface before any model work
+    jobs = _jobs(episodes, group_size, seed, env.num_tasks)
+    if agent not in BASELINES:
+        env.close()  # model agents build one env per episode
     start = time.perf_counter()
     if agent in BASELINES:
-        trajectories = _run_baseline(env_id, options, agent, jobs)
+        trajectories = _run_baseline(env, env_id, agent, jobs)
+        env.close()
     else:
         sampling = SamplingParams(
             temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
