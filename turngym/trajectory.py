@@ -172,7 +172,7 @@ def from_jsonable(value: Any) -> Any:
     return value
 
 
-def _jsonl_line(data: Mapping[str, Any]) -> str:
+def jsonl_line(data: Mapping[str, Any]) -> str:
     """Readable UTF-8 JSON; ASCII escapes when the text holds lone surrogates UTF-8 cannot encode."""
     line = json.dumps(data, ensure_ascii=False)
     try:
@@ -187,7 +187,7 @@ def write_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> int:
     n = 0
     with Path(path).open("w", encoding="utf-8") as f:
         for traj in trajectories:
-            f.write(_jsonl_line(traj.to_dict()))
+            f.write(jsonl_line(traj.to_dict()))
             n += 1
     return n
 

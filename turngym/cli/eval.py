@@ -15,7 +15,9 @@ environment argument, ``-o`` options and the loop options given on the command l
 The table: success rate with its 95% Wilson interval, episodes that ended in an infrastructure
 failure (``env_error``, ``policy_error``, ``timeout``: left out of every other column, since they say
 nothing about the agent), mean return, mean turns, invalid actions per turn, parse failures per turn
-and generated tokens per second (wall clock of the whole run). When every episode fails that way the
+and generated tokens per second (wall clock of the whole run). With ``--out OUT.jsonl`` the
+trajectories are saved there, with a markdown report ``OUT.md`` (the table, outcomes by stop
+reason, success per task) and its plot ``OUT.png`` beside them. When every episode fails that way the
 command fails with the first error instead of printing a table; a model agent stops after its first
 batch when none of it got through.
 """
@@ -42,6 +44,7 @@ from turngym.agents.policy import LoopConfig, SamplingParams
 from turngym.cli.envs import OptionList, make_env, parse_options, prepare_output
 from turngym.envs.core import TextEnv
 from turngym.errors import ConfigError, TurngymError
+from turngym.reports import write_eval_report
 from turngym.trainers.metrics import format_interval
 from turngym.trainers.rundir import ENV_RECORD, read_env_record
 from turngym.trajectory import Trajectory, write_jsonl
@@ -190,7 +193,10 @@ def evaluate(
     api: Annotated[str, typer.Option(help="openai: chat | completions")] = "chat",
     threads: Annotated[int | None, typer.Option(min=1, help="hf: CPU threads (hf:tiny default 1)")] = None,
     device: Annotated[str, typer.Option(help="hf: cpu | cuda")] = "cpu",
-    out: Annotated[Path | None, typer.Option(help="Write the trajectories to this JSONL file")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the trajectories to this JSONL file, a report OUT.md and OUT.png beside it"),
+    ] = None,
 ) -> None:
     """Evaluate an agent on an environment and print success rate, return, turns and speed."""
     if agent not in BASELINES and not agent.startswith(("hf:", "vllm:", "openai:")):
@@ -250,10 +256,12 @@ def evaluate(
                 policy.close()
     wall = time.perf_counter() - start
     _fail_when_nothing_got_through(trajectories, len(jobs))
-    _print_summary(env_id, agent, trajectories, wall)
+    row = summary_row(env_id, agent, trajectories, wall)
+    _print_summary(row, trajectories)
     if out is not None:
         write_jsonl(out, trajectories)
-        console.print(f"trajectories written to {out}")
+        report = write_eval_report(out, f"{agent} on {env_id}", SUMMARY_HEADER, row, trajectories)
+        console.print(f"trajectories written to {out}, report to {report} (browse: turngym view {out})")
 
 
 def _error_text(trajectory: Trajectory) -> str:
@@ -280,22 +288,32 @@ def _fail_when_nothing_got_through(trajectories: Sequence[Trajectory], planned: 
     )
 
 
-def _print_summary(env_id: str, agent: str, trajectories: Sequence[Trajectory], wall: float) -> None:
+SUMMARY_HEADER = (
+    "env", "agent", "episodes", "success", "95% CI", "infra errors", "mean return", "mean turns",
+    "invalid/turn", "parse fail/turn", "tokens/s",
+)  # fmt: skip
+"""The columns of the summary table (printed, and in the markdown report)."""
+
+
+def summary_row(env_id: str, agent: str, trajectories: Sequence[Trajectory], wall: float) -> list[str]:
+    """The summary table's one row (:data:`SUMMARY_HEADER`)."""
     failed = [t for t in trajectories if t.stop_reason.is_failure]
     scored = [t for t in trajectories if not t.stop_reason.is_failure]
     s = summarize(scored)
     tokens = _tokens(trajectories)
-    table = Table(
-        "env", "agent", "episodes", "success", "95% CI", "infra errors", "mean return", "mean turns",
-        "invalid/turn", "parse fail/turn", "tokens/s",
-    )  # fmt: skip
     counts = Counter(t.stop_reason.value for t in failed)
-    table.add_row(
+    return [
         env_id, agent, str(s.episodes), f"{s.success_rate:.3f}", format_interval(*s.success_ci95),
         ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "0",
         f"{s.mean_return:.3f}", f"{s.mean_turns:.1f}", f"{s.invalid_rate:.2f}",
         f"{_parse_failure_rate(scored):.2f}", f"{tokens / wall:.0f}" if tokens else "-",
-    )  # fmt: skip
+    ]  # fmt: skip
+
+
+def _print_summary(row: Sequence[str], trajectories: Sequence[Trajectory]) -> None:
+    failed = [t for t in trajectories if t.stop_reason.is_failure]
+    table = Table(*SUMMARY_HEADER)
+    table.add_row(*row)
     console.print(table)
     if failed:
         console.print(

@@ -171,6 +171,10 @@ class TrainConfig:
     """Also log metrics to TensorBoard under ``output_dir/tensorboard``."""
     progress: bool = True
     """Show a rich progress display."""
+    rollouts_every: int = 1
+    """Write the trained-on trajectories of every this many iterations, with each turn's reward,
+    advantage and step group, to ``output_dir/rollouts/iter_NNNN.jsonl.gz`` for ``turngym view``
+    (0: never). May change on resume."""
     model: ModelConfig = field(default_factory=ModelConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -232,6 +236,8 @@ class TrainConfig:
             raise ConfigError("loss.dual_clip applies to ppo_clip only; set loss.dual_clip: null with gspo")
         if self.iterations < 1 or self.checkpoint_every < 1 or self.eval.every < 1:
             raise ConfigError("iterations, checkpoint_every and eval.every must be >= 1")
+        if self.rollouts_every < 0:
+            raise ConfigError(f"rollouts_every={self.rollouts_every} must be >= 0 (0: write no rollouts)")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1 (the latest checkpoint is what resume reads)")
         if self.model.model.startswith("vllm:") and self.credit.estimator == "empg":
@@ -268,7 +274,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def digest(self, ignore: tuple[str, ...] = ("iterations", "output_dir", "progress")) -> str:
+    def digest(
+        self, ignore: tuple[str, ...] = ("iterations", "output_dir", "progress", "rollouts_every")
+    ) -> str:
         """Hash of the settings that must match for a checkpoint to be resumed."""
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -16,8 +16,10 @@ held-out tasks and checkpoint it as iteration 0. Then, per iteration:
    ``eval.every`` iterations, log, checkpoint every ``checkpoint_every``.
 
 At the end: ``report.json`` (warm-start and final held-out success with 95% Wilson intervals,
-config, timings), ``plot.png`` and the final model under ``final/`` (loadable as ``hf:DIR``; its
-``turngym.json`` records the env settings ``turngym eval`` then uses by default).
+config, timings), ``plot.png``, the dashboards (``dashboard/*.png``), ``report.md`` and the final
+model under ``final/`` (loadable as ``hf:DIR``; its ``turngym.json`` records the env settings
+``turngym eval`` then uses by default). Every ``rollouts_every`` iterations the trained-on
+trajectories with their credit go to ``rollouts/`` (:mod:`turngym.trainers.rollout_log`).
 
 The run directory is accepted before anything is written to it (a new run needs a directory
 without a run, a resumed one the same settings); every stage announces itself on stderr
@@ -41,10 +43,12 @@ import torch
 import yaml
 
 from turngym.errors import ConfigError
+from turngym.reports import write_train_report
 from turngym.trainers import advantages as credit
 from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
+from turngym.trainers.dashboard import DASHBOARD_DIR, write_dashboards
 from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
 from turngym.trainers.rollout import (
     collect_rollouts,
@@ -55,6 +59,7 @@ from turngym.trainers.rollout import (
     shape_rewards,
     trainable,
 )
+from turngym.trainers.rollout_log import TokenText, rollouts_due, write_rollouts
 from turngym.trainers.rundir import write_env_record
 from turngym.trainers.sft import expert_demos, load_policy, supervised_finetune
 from turngym.trainers.update import UpdateSettings, ppo_update, token_logprobs
@@ -299,6 +304,13 @@ def run_iteration(
         return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     advantages, credit_stats = compute_group_advantages(config, trainable(shaped))
     t2 = time.perf_counter()
+    if rollouts_due(config.rollouts_every, iteration):
+        c = config.credit
+        metrics["perf/rollouts_write_s"] = write_rollouts(
+            config.output_dir, iteration, raw, shaped, advantages, estimator=c.estimator, params=c.params,
+            token_text=TokenText(policy.tokenizer),
+        )  # fmt: skip
+    t_update = time.perf_counter()
     if not any(turn.action_ids for group in shaped for t in group for turn in t.turns):
         # e.g. every first prompt overflowed the context: nothing was sampled, nothing to train
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
@@ -324,11 +336,11 @@ def run_iteration(
         {
             "perf/rollout_s": t1 - t0,
             "perf/credit_s": t2 - t1,
-            "perf/update_s": t3 - t2,
+            "perf/update_s": t3 - t_update,
             "perf/rollout_tokens_per_s": metrics["rollout/action_tokens"] / max(t1 - t0, 1e-9),
             "perf/train_tokens_per_s": float(batch.attention_mask.sum())
             * settings.epochs
-            / max(t3 - t2, 1e-9),
+            / max(t3 - t_update, 1e-9),
             "perf/lr": float(scheduler.get_last_lr()[0]),
         }
     )
@@ -336,7 +348,7 @@ def run_iteration(
 
 
 def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """``report.json``, ``plot.png`` and ``final/`` of a finished run."""
+    """``report.json``, ``plot.png``, ``dashboard/*.png``, ``report.md`` and ``final/`` of a finished run."""
     out = Path(config.output_dir)
     evals = history["evals"]
     first, last = evals[0], evals[-1]
@@ -353,11 +365,9 @@ def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seco
         "config": config.to_dict(),
     }
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
-    plot_run(
-        read_metrics(out / "metrics.jsonl"),
-        out / "plot.png",
-        f"{config.credit.estimator} on {config.env.env_id}",
-    )
+    rows = read_metrics(out / "metrics.jsonl")
+    plot_run(rows, out / "plot.png", f"{config.credit.estimator} on {config.env.env_id}")
+    write_train_report(out, report, rows, write_dashboards(rows, out / DASHBOARD_DIR))
     policy.model.save_pretrained(out / "final")
     policy.tokenizer.save_pretrained(out / "final")
     write_env_record(out / "final", config)

@@ -177,13 +177,23 @@ def evaluate(
 def rollout_metrics(
     raw: Sequence[Sequence[Trajectory]], shaped: Sequence[Sequence[Trajectory]]
 ) -> dict[str, float]:
-    """``rollout/`` and ``reward/`` numbers of one iteration's groups."""
+    """``rollout/`` and ``reward/`` numbers of one iteration's groups; ``rollout/token_nll`` (mean
+    −log p of the sampled tokens, an unbiased estimate of the policy's per-token entropy) when the
+    policy reports log-probs, ``rollout/tool_calls`` (per episode) when the env counts them."""
     flat = [t for g in raw for t in g]
     n = max(len(flat), 1)
     turns = [len(t.turns) for t in flat]
     tokens = sum(len(turn.action_ids) for t in flat for turn in t.turns)
     invalid = sum(bool(turn.info.get("invalid_action")) for t in flat for turn in t.turns)
+    logprobs = [lp for t in flat for turn in t.turns for lp in turn.action_logprobs]
+    tool_calls = [
+        t.metadata["metrics"]["tool_calls"] for t in flat if "tool_calls" in t.metadata.get("metrics", {})
+    ]
+    extra = {"rollout/token_nll": -sum(logprobs) / len(logprobs)} if logprobs else {}
+    if tool_calls:  # envs with tools report their calls per episode
+        extra["rollout/tool_calls"] = sum(tool_calls) / len(tool_calls)
     return {
+        **extra,
         "rollout/episodes": float(len(flat)),
         "rollout/success_rate": sum(t.won for t in flat) / n,
         "rollout/mean_turns": sum(turns) / n,

@@ -21,7 +21,7 @@ LATEST = "latest"
 """``runs/latest``: a symbolic link to the newest run directory ``turngym train`` created there."""
 ENV_RECORD = "turngym.json"
 """The file in a trained model directory that records the env and rollout settings it was trained on."""
-FIXED_SETTINGS = ("iterations", "output_dir", "progress")
+FIXED_SETTINGS = ("iterations", "output_dir", "progress", "rollouts_every")
 """Top-level settings a resumed run may change (they are left out of the config digest)."""
 
 

@@ -47,6 +47,23 @@ def _nodes(batch: StepBatch, node_key: str) -> np.ndarray:
     return nodes
 
 
+def transition_edges(batch: StepBatch, node_key: str = "state") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 [S] each: the node a step starts from, the node it leads to (0: the shared terminal
+    node, else node + 1) and its edge id (equal ids ⇔ the same (node, action, next node) transition
+    inside one group)."""
+    if node_key not in NODE_KEYS:
+        raise ConfigError(f"salt node_key must be one of {NODE_KEYS}, got {node_key!r}")
+    if batch.num_steps == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    nodes = _nodes(batch, node_key)
+    nxt = np.where(batch.is_last, -1, np.roll(nodes, -1)) + 1  # 0: the shared terminal node
+    n = batch.num_steps
+    n_actions = int(batch.action_id.max()) + 1
+    state_action = dense_keys(nodes * n_actions + batch.action_id)  # anchors are per group
+    return nodes, nxt, dense_keys(state_action * (n + 1) + nxt)
+
+
 def salt(
     batch: StepBatch,
     *,
@@ -68,12 +85,7 @@ def salt(
         traj_adv = rloo_episode(batch)
     if batch.num_steps == 0:
         return np.zeros(0)
-    nodes = _nodes(batch, node_key)
-    nxt = np.where(batch.is_last, -1, np.roll(nodes, -1)) + 1  # 0: the shared terminal node
-    n = batch.num_steps
-    n_actions = int(batch.action_id.max()) + 1
-    state_action = dense_keys(nodes * n_actions + batch.action_id)  # anchors are per group
-    edge = dense_keys(state_action * (n + 1) + nxt)
+    _, _, edge = transition_edges(batch, node_key)
     if multiplicity == "trajectory":
         pairs = np.sort(edge * batch.num_trajectories + batch.traj)
         pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]  # distinct (edge, trajectory)
