@@ -19,6 +19,7 @@ level they mean::
     ├── PolicyError              a policy backend failed to generate
     ├── TrainerError             the trainer got data it cannot train on
     │   └── CheckpointError      a checkpoint is missing, corrupt or does not match the run
+    ├── ViewerError              turngym view was given a path with nothing to show
     └── ConfigError              an impossible or malformed configuration
         └── CatalogError         a WebShop product or goal file is malformed
 
@@ -100,3 +101,7 @@ class ConfigError(TurngymError):
 
 class CatalogError(ConfigError):
     """A WebShop data file (products, instructions) is missing or malformed."""
+
+
+class ViewerError(TurngymError):
+    """``turngym view`` was pointed at a path that holds no trajectories or metrics to show."""

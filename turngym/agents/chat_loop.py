@@ -101,6 +101,8 @@ def _advance(conv: _Conversation, reply: ChatReply) -> None:
         conv.stop, conv.error = failure_stop("env", exc, StopReason.ENV_ERROR)
         return
     turn_info["invalid_action"] = bool(info["invalid_action"])
+    parsed_before = conv.info.get("metrics", {}).get("parse_failures", 0.0)
+    turn_info["parse_error"] = info.get("metrics", {}).get("parse_failures", 0.0) > parsed_before
     conv.turns.append(Turn(observation, action, float(reward), anchor, turn_info))
     conv.observation, conv.info = obs, info
     conv.exchanges.append(_exchange(reply, obs))

@@ -225,7 +225,11 @@ def _advance(ep: _Episode, prompt: list[int], completion: Completion, window: in
         )
         ep.stop, ep.error = failure_stop("env", exc, StopReason.ENV_ERROR)
         return
-    turn_info = {"invalid_action": bool(info["invalid_action"]), "finish_reason": completion.finish_reason}
+    turn_info = {
+        "invalid_action": bool(info["invalid_action"]),
+        "parse_error": _parse_failures(info) > _parse_failures(ep.info),
+        "finish_reason": completion.finish_reason,
+    }
     ep.turns.append(Turn(observation, action, float(reward), anchor, turn_info, **tokens))
     ep.observation, ep.info = obs, info
     ep.history.append((action, obs))
@@ -236,6 +240,11 @@ def _advance(ep: _Episode, prompt: list[int], completion: Completion, window: in
     else:
         ep.pending = ep.fmt.continuation(obs, completion.token_ids)
         ep.context += list(completion.token_ids) + ep.pending
+
+
+def _parse_failures(info: dict[str, Any]) -> float:
+    """The env's count of actions it could not parse so far (``info['metrics']``)."""
+    return float(info.get("metrics", {}).get("parse_failures", 0.0))
 
 
 def _finish(ep: _Episode, policy: Policy, config: LoopConfig) -> Trajectory:
