@@ -120,7 +120,7 @@ function linkList(cls, label, entry, self) {
     const here = member.id === self.id && member.turn === self.turn;
     box.append(here
       ? el("span", { class: "this", text: `#${member.id}·t${member.turn} (this) ` })
-      : el("a", { class: "member", href: `#/t/${member.id}`, "data-turn": member.turn, text: `#${member.id}·t${member.turn}` }), " ");
+      : el("a", { class: "member", href: `#/t/${member.id}/${member.turn}`, text: `#${member.id}·t${member.turn}` }), " ");
   }
   if (entry.members.length < entry.size) box.append(el("span", { text: `… ${entry.size - entry.members.length} more` }));
   return box;
@@ -151,7 +151,7 @@ function turnView(traj, turn) {
     edge ? linkList("salt-edge", `SALT edge #${edge.id} (node ${edge.node} → ${edge.next === 0 ? "end" : edge.next - 1}):`, edge, self) : null);
 }
 
-async function showTrajectory(id) {
+async function showTrajectory(id, turn = null) {
   state.selected = id;
   document.querySelectorAll(".traj-item").forEach((row) => row.classList.toggle("selected", Number(row.dataset.id) === id));
   const detail = $("#detail");
@@ -176,10 +176,18 @@ async function showTrajectory(id) {
   const branch = traj.branch
     ? el("p", { class: "badge branch", text: `ARPO branch: parent ${traj.branch.parent}, branched at turn ${traj.branch.point}` })
     : null;
-  detail.replaceChildren(
+  const parts = [
     el("h2", {}, `Trajectory #${traj.id} `, outcome(traj)), meta, members, branch,
     el("p", { class: "legend", text: "Token colour: red = unlikely under the sampling policy (log-prob), or purple = high entropy. Hover a token for its numbers." }),
-    ...traj.turns.map((turn) => turnView(traj, turn)));
+    ...traj.turns.map((turn) => turnView(traj, turn))];
+  detail.replaceChildren(...parts.filter((part) => part !== null));
+  const target = turn === null ? null : document.getElementById(`turn-${turn}`);
+  if (target) {
+    target.classList.add("focus");
+    target.scrollIntoView({ block: "center" });
+  } else {
+    detail.scrollTop = 0;
+  }
 }
 
 async function showCharts() {
@@ -206,8 +214,8 @@ function route() {
   $("#problem-list").hidden = !problems;
   if (charts) return showCharts();
   if (problems) return showProblems();
-  const match = hash.match(/^#\/t\/(\d+)$/);
-  if (match) return showTrajectory(Number(match[1]));
+  const match = hash.match(/^#\/t\/(\d+)(?:\/(\d+))?$/);
+  if (match) return showTrajectory(Number(match[1]), match[2] === undefined ? null : Number(match[2]));
   return null;
 }
 
