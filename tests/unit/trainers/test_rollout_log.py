@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from turngym.errors import ConfigError
 from turngym.trainers import advantages as credit
+from turngym.trainers.config import TrainConfig, load_config
+from turngym.trainers.rollout import rollout_metrics
 from turngym.trainers.rollout_log import (
     MAX_MEMBERS,
     TokenText,
@@ -20,6 +23,7 @@ from turngym.trainers.rollout_log import (
     rollouts_path,
     write_rollouts,
 )
+from turngym.trainers.rundir import config_differences
 from turngym.trajectory import StopReason, Trajectory, Turn
 
 
@@ -166,3 +170,24 @@ def test_write_rollouts_writes_a_gzip_file_atomically(tmp_path: Path) -> None:
     ]
     members = records[3]["turns"][0]["info"]["credit"]["step_group"]["members"]
     assert members == [[3, 0], [4, 0], [4, 1]]  # lines of this file; groups never mix
+
+
+def test_rollouts_every_is_checked_and_may_change_on_resume() -> None:
+    with pytest.raises(ConfigError, match="rollouts_every=-1 must be >= 0"):
+        load_config(None, ["rollouts_every=-1"])
+    assert TrainConfig().rollouts_every == 1
+    assert TrainConfig(rollouts_every=0).digest() == TrainConfig().digest()
+    recorded = TrainConfig().to_dict()
+    del recorded["rollouts_every"]  # a run recorded before the setting existed
+    assert config_differences(recorded, TrainConfig(rollouts_every=5).to_dict()) == []
+
+
+def test_rollout_metrics_estimate_entropy_from_logprobs_and_count_tool_calls() -> None:
+    calls = [
+        replace(t, metadata={**t.metadata, "metrics": {"tool_calls": n}})
+        for t, n in zip(GIGPO_GROUP, (1, 2, 6), strict=True)
+    ]
+    m = rollout_metrics([calls], [calls])
+    assert m["rollout/token_nll"] == pytest.approx(0.75)  # −(−0.5 − 1.0) / 2 per token
+    assert m["rollout/tool_calls"] == pytest.approx(3.0)
+    assert "rollout/tool_calls" not in rollout_metrics([GIGPO_GROUP], [GIGPO_GROUP])
