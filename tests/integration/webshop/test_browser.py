@@ -1,115 +1,28 @@
 """A person's view: headless Chromium shops in ``serve env --html`` (search, open a product, pick, buy).
 
-Chromium is driven through chromedriver's W3C WebDriver HTTP API on 127.0.0.1 with plain httpx.
+Chromium is driven through chromedriver's W3C WebDriver HTTP API on 127.0.0.1 (:mod:`tests.browser`).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.browser import HAVE_CHROMIUM, SKIP_REASON, Browser, browser_session
 from tests.servers import free_port, running
 from turngym.envs.server import create_env_app
 from turngym.envs.webshop.env import WebShopEnv
 from turngym.envs.webshop.pages import PageKind
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (shutil.which("chromium") and shutil.which("chromedriver")),
-        reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-    ),
-]
-ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C web element key
-CHROME_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-class Browser:
-    """The few WebDriver calls the test needs."""
-
-    def __init__(self, driver_url: str, profile: Path) -> None:
-        self.http = httpx.Client(base_url=driver_url, timeout=60.0)
-        options = {"binary": shutil.which("chromium"), "args": [*CHROME_ARGS, f"--user-data-dir={profile}"]}
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
-        self.session = self._call("POST", "/session", caps)["sessionId"]
-
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        response = self.http.request(method, path, json=body)
-        assert response.status_code == 200, response.text[:500]
-        return response.json()["value"]
-
-    def go(self, url: str) -> None:
-        self._call("POST", f"/session/{self.session}/url", {"url": url})
-
-    def find(self, css: str) -> list[str]:
-        found = self._call(
-            "POST", f"/session/{self.session}/elements", {"using": "css selector", "value": css}
-        )
-        return [e[ELEMENT] for e in found]
-
-    def type(self, element: str, text: str) -> None:
-        self._call("POST", f"/session/{self.session}/element/{element}/clear", {})
-        self._call("POST", f"/session/{self.session}/element/{element}/value", {"text": text})
-
-    def click(self, element: str) -> None:
-        self._call("POST", f"/session/{self.session}/element/{element}/click", {})
-
-    def text(self, element: str) -> str:
-        return self._call("GET", f"/session/{self.session}/element/{element}/text")
-
-    def wait_for(self, css: str, timeout_s: float = 20.0) -> list[str]:
-        deadline = time.monotonic() + timeout_s
-        while not (found := self.find(css)):
-            assert time.monotonic() < deadline, f"no element matches {css!r}"
-            time.sleep(0.1)
-        return found
-
-    def close(self) -> None:
-        self.http.delete(f"/session/{self.session}")
-        self.http.close()
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(not HAVE_CHROMIUM, reason=SKIP_REASON)]
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    port = free_port()
-    driver = subprocess.Popen(
-        [shutil.which("chromedriver") or "chromedriver", f"--port={port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/status", timeout=2).json()["value"]["ready"]:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "chromedriver did not start"
-            time.sleep(0.1)
-        b = Browser(url, tmp_path / "profile")
-        try:
-            yield b
-        finally:
-            b.close()
-    finally:
-        driver.terminate()
-        driver.wait(timeout=10)
+    with browser_session(tmp_path / "profile", free_port()) as b:
+        yield b
 
 
 def test_search_open_choose_and_buy_in_a_browser(browser: Browser, tmp_path: Path) -> None:

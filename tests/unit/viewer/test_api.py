@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.viewer.conftest import episode
+from tests.viewer_data import episode
 from turngym.errors import ViewerError
 from turngym.trainers import advantages as credit
 from turngym.trainers.rollout_log import write_rollouts
