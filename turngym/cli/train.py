@@ -85,7 +85,9 @@ def train(
         )
     console.print(result_table(report))
     console.print(
-        f"report: {out / 'report.json'}  plot: {out / 'plot.png'}  model: {out / 'final'}\n"
+        f"report: {out / 'report.json'}, {out / 'report.md'}  plot: {out / 'plot.png'}  "
+        f"model: {out / 'final'}\n"
+        f"browse the trajectories with their credit: turngym view {out}\n"
         f"evaluate the model on its training env: turngym eval --agent hf:{out / 'final'} "
         f"--episodes {int(report['final']['episodes'])}",
         markup=False,

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from turngym.cli import app
+from turngym.trainers.rollout_log import read_rollouts
 from turngym.trajectory import read_jsonl
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,37 @@ def test_the_final_model_is_evaluated_on_its_training_env_by_default(
     trajs = read_jsonl(out)
     assert all(t.env_id == "turngym/Maze-v0" and len(t.turns) <= 3 for t in trajs)
     assert all(len(turn.action_ids) <= 5 for t in trajs for turn in t.turns)
+
+
+def test_the_run_keeps_its_rollouts_dashboards_and_a_markdown_report(trained: tuple[Path, str]) -> None:
+    run, output = trained
+    records = read_rollouts(run / "rollouts" / "iter_0001.jsonl.gz")
+    assert [(r["metadata"]["group_index"], r["metadata"]["member"]) for r in records] == [
+        (0, 0), (0, 1), (1, 0), (1, 1)]  # fmt: skip
+    assert all(
+        r["metadata"]["iteration"] == 1 and isinstance(r["metadata"]["policy_version"], int) for r in records
+    )
+    turns = [t for r in records for t in r["turns"]]
+    assert turns and all(isinstance(t["info"]["credit"]["advantage"], float) for t in turns)
+    assert all(
+        len(t["info"]["token_text"]) == len(t["action_ids"]) == len(t["action_logprobs"]) for t in turns
+    )
+    assert all(t["info"]["credit"]["step_group"]["size"] >= 1 for t in turns)
+    assert (run / "rollouts" / "iter_0002.jsonl.gz").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["perf/rollouts_write_s"] >= 0 for r in rows if r["iteration"] > 0)
+    charts = {p.name for p in (run / "dashboard").iterdir()}
+    assert charts >= {
+        "success.png",
+        "reward.png",
+        "kl.png",
+        "clip_fraction.png",
+        "entropy.png",
+        "step_groups.png",
+    }
+    report = (run / "report.md").read_text()
+    assert "## Held-out success" in report and "![success](dashboard/success.png)" in report
+    assert f"turngym view {run}" in " ".join(output.split())
 
 
 def test_resume_with_more_iterations_extends_a_finished_run(trained: tuple[Path, str]) -> None:
