@@ -7,9 +7,9 @@ the test adds to a command, and why:
 * ``turngym train ...`` gets ``SHORT`` appended (2 iterations of 2 groups × 2 rollouts, a 2-step
   SFT, 8 held-out episodes): the default job takes about 5 minutes, and the command line is
   otherwise run as written.
-* a foreground ``turngym serve ...`` (a user stops it with Ctrl-C) gets ``--port P`` (a free port on
-  127.0.0.1), is polled until ``GET /health`` answers (and ``/ui/`` with ``--html``), then gets
-  SIGINT and must exit cleanly.
+* a foreground ``turngym serve ...`` or ``turngym view ...`` (a user stops it with Ctrl-C) gets
+  ``--port P`` (a free port on 127.0.0.1), is polled until ``GET /health`` answers (and ``/ui/``
+  with ``--html``), then gets SIGINT and must exit cleanly.
 * a background command (``... &``) with ``--port N`` gets a free port instead, and so does every
   later ``127.0.0.1:N``; ``kill %1`` stops it. The vLLM server needs ``/opt/turngym-vllm`` (built by
   ``.ci/setup.d/vllm.sh``): without it, it and the commands that talk to it are skipped, saying so.
@@ -67,7 +67,7 @@ def classify(args: list[str]) -> str | None:
         return "stop"
     if args[:1] == ["until"]:
         return "wait"
-    if args[:2] == ["turngym", "serve"]:
+    if args[:2] in (["turngym", "serve"], ["turngym", "view"]):
         return "server"
     if args[:2] == ["turngym", "train"]:
         return "train"

@@ -14,7 +14,8 @@ Routes (every error is JSON with a ``detail`` that names the problem):
 * ``GET /api/problems`` — the lines that are not trajectory records, with file, line and reason.
 * ``GET /api/metrics`` — the run's ``metrics.jsonl`` rows; ``GET /api/charts`` — the dashboard
   charts with data; ``GET /charts/{name}.png`` — one chart drawn from the current metrics.
-* ``GET /`` — the page (``static/``: plain HTML, CSS and JavaScript, nothing from a CDN).
+* ``GET /`` — the page (``static/``: plain HTML, CSS and JavaScript, nothing from a CDN);
+  ``GET /health`` — ``{"status": "ok"}``.
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
 
         rows = metric_rows()
         return [c.name for c in CHARTS if has_data(rows, c)]
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.get("/api/summary")
     def summary() -> dict[str, Any]:
