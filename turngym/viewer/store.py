@@ -166,10 +166,18 @@ class TrajectoryStore:
         c["branched"].append(int(s["branched"]))
 
     def columns(self) -> dict[str, np.ndarray]:
-        """NumPy copies of the index columns (rebuilt after a file is added)."""
+        """NumPy copies of the index columns, plus ``group_size`` / ``group_wins`` per group code
+        (rebuilt after a file is added)."""
         with self._lock:
             if self._np is None:
-                self._np = {key: np.array(col) for key, col in self._cols.items()}
+                cols = {key: np.array(col) for key, col in self._cols.items()}
+                grouped = cols["group"] >= 0
+                n = len(self._groups.values)
+                cols["group_size"] = np.bincount(cols["group"][grouped], minlength=n)
+                cols["group_wins"] = np.bincount(
+                    cols["group"][grouped], weights=cols["won"][grouped], minlength=n
+                )
+                self._np = cols
             return self._np
 
     # -- queries -------------------------------------------------------------------------------
@@ -252,11 +260,10 @@ class TrajectoryStore:
             "group": None,
         }
         if group >= 0:
-            members = self.group_members(i)
             entry["group"] = {
                 "key": self._groups.values[group].partition("\x00")[2],
-                "size": len(members),
-                "wins": int(c["won"][members].sum()),
+                "size": int(c["group_size"][group]),
+                "wins": int(c["group_wins"][group]),
             }
         return entry
 
