@@ -20,6 +20,7 @@ Routes (every error is JSON with a ``detail`` that names the problem):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from turngym.viewer.store import TrajectoryStore
 
 STATIC = Path(__file__).parent / "static"
 MAX_LIMIT = 500
+NO_MATPLOTLIB = 'charts need matplotlib: pip install -e ".[train]" in the turngym checkout'
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,8 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
 
     @app.get("/api/charts")
     def charts() -> dict[str, Any]:
+        if importlib.util.find_spec("matplotlib") is None:
+            return {"charts": [], "note": NO_MATPLOTLIB}
         return {"charts": [{"name": n, "url": f"/charts/{n}.png"} for n in charts_with_data()]}
 
     @app.get("/charts/{name}.png")
@@ -248,6 +252,8 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
             spec = get_chart(name)
         except KeyError as exc:
             raise HTTPException(404, str(exc.args[0])) from None
+        if importlib.util.find_spec("matplotlib") is None:
+            raise HTTPException(501, NO_MATPLOTLIB)
         rows = metric_rows()
         if not has_data(rows, spec):
             raise HTTPException(

@@ -4,6 +4,7 @@ trajectory with its credit and links, malformed lines, charts, and the errors of
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,16 @@ def test_a_path_with_nothing_to_show_is_a_clear_error(tmp_path: Path) -> None:
         resolve_source(tmp_path / "nope")
     with pytest.raises(ViewerError, match="holds no rollouts/"):
         resolve_source(tmp_path)
+
+
+def test_without_matplotlib_the_charts_say_what_to_install(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    listed = client.get("/api/charts").json()
+    assert listed["charts"] == [] and 'pip install -e ".[train]"' in listed["note"]
+    response = client.get("/charts/success.png")
+    assert response.status_code == 501 and "matplotlib" in response.json()["detail"]

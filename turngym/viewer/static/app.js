@@ -192,10 +192,10 @@ async function showTrajectory(id, turn = null) {
 
 async function showCharts() {
   const box = $("#charts");
-  const { charts } = await getJSON("/api/charts");
+  const { charts, note } = await getJSON("/api/charts");
   box.replaceChildren(...(charts.length
     ? charts.map((c) => el("figure", {}, el("img", { src: c.url, alt: c.name }), el("figcaption", { text: c.name })))
-    : [el("p", { class: "hint", text: "No metrics.jsonl next to these trajectories: no charts." })]));
+    : [el("p", { class: "hint", text: note || "No metrics.jsonl next to these trajectories: no charts." })]));
 }
 
 async function showProblems() {
