@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 CHUNK = 1 << 20
-"""Compressed (or plain) bytes read per step of a scan."""
+"""Bytes of a plain file read per step of a scan."""
 GZIP_CHUNK = 1 << 16
 """Compressed bytes read per step of a ``.gz`` file."""
 STEP = 1 << 16
@@ -57,15 +57,18 @@ class ByteReader:
         p = Path(path)
         return cls(p, is_gzip(p), checkpoint_bytes)
 
-    def blocks(self) -> Iterator[bytes]:
-        """The whole uncompressed text in blocks, in order (a ``.gz`` scan records checkpoints)."""
+    def blocks(self, *, record: bool = False) -> Iterator[bytes]:
+        """The whole uncompressed text in blocks, in order; ``record=True`` (the index's scan)
+        replaces the checkpoints of a ``.gz`` file with the ones this pass sees."""
         with self.path.open("rb") as f:
             if not self.gzip:
                 while block := f.read(CHUNK):
                     yield block
                 return
-            self._checkpoints = [_Checkpoint(0, 0, zlib.decompressobj(wbits=31))]
-            yield from self._inflate(f, self._checkpoints[0].state, 0, record=True)
+            first = _Checkpoint(0, 0, zlib.decompressobj(wbits=31))
+            if record:
+                self._checkpoints = [first]
+            yield from self._inflate(f, first.state, 0, record=record)
 
     def _inflate(self, f: BinaryIO, state: Any, plain: int, *, record: bool) -> Iterator[bytes]:
         """Decompress from ``f``'s position on with (a copy of) decompressor ``state``."""
@@ -112,11 +115,12 @@ class ByteReader:
             return bytes(out[:length])
 
 
-def scan_lines(reader: ByteReader) -> Iterator[tuple[int, bytes]]:
-    """``(offset, line)`` for every non-blank line of ``reader``'s text (without its newline)."""
+def scan_lines(reader: ByteReader, *, record: bool = False) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` for every non-blank line of ``reader``'s text (without its newline);
+    ``record=True`` makes this scan the one whose ``.gz`` checkpoints later reads use."""
     position = 0
     tail = b""
-    for block in reader.blocks():
+    for block in reader.blocks(record=record):
         data = tail + block
         start = 0
         while (end := data.find(b"\n", start)) >= 0:

@@ -126,7 +126,7 @@ class TrajectoryStore:
             self.base.append(len(self))
             line = 0
             try:
-                for offset, raw in scan_lines(reader):
+                for offset, raw in scan_lines(reader, record=True):
                     line += 1
                     self._index_line(f, offset, raw, line, file_iteration)
             except (zlib.error, EOFError, OSError) as exc:

@@ -30,7 +30,9 @@ def test_every_line_is_found_and_read_back_at_its_offset(tmp_path: Path, kind: s
         half = len(text) // 2
         path.write_bytes(gzip.compress(text[:half].encode()) + gzip.compress(text[half:].encode()))
     reader = ByteReader.open(path, checkpoint_bytes=50_000)
-    found = list(scan_lines(reader))
+    found = list(scan_lines(reader, record=True))
+    checkpoints = list(reader._checkpoints)
+    assert list(scan_lines(reader)) == found and reader._checkpoints == checkpoints  # a search's pass
     assert [line.decode() for _, line in found] == want
     if kind != "plain":
         assert len(reader._checkpoints) > 10  # about one per 50 kB of text
