@@ -152,7 +152,8 @@ class TrajectoryStore:
                 c[key].append(0)
             c["return"].append(0.0)
             return
-        iteration = s["iteration"] if isinstance(s["iteration"], int) else file_iteration
+        iteration = _count(s["iteration"], 31)
+        iteration = file_iteration if iteration < 0 else iteration
         c["env"].append(self._envs.code(s["env"]))
         c["stop"].append(self._stops.code(s["stop"]))
         c["task"].append(self._tasks.code(s["task"]))
@@ -162,7 +163,7 @@ class TrajectoryStore:
         c["return"].append(s["return"])
         c["turns"].append(s["turns"])
         c["iteration"].append(iteration)
-        c["version"].append(s["version"] if isinstance(s["version"], int) else -1)
+        c["version"].append(_count(s["version"], 63))
         c["branched"].append(int(s["branched"]))
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -300,6 +301,12 @@ class TrajectoryStore:
             for path in new:
                 self.add_file(path)
             return len(new)
+
+
+def _count(value: Any, bits: int) -> int:
+    """``value`` when it is an int in ``[0, 2**bits)`` (a column's range), else -1 (unknown)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**bits
+    return int(value) if ok else -1
 
 
 def _text_contains(raw: bytes, needle: str) -> bool:

@@ -14,6 +14,7 @@ from tests.viewer_data import episode
 from turngym.errors import ViewerError
 from turngym.trainers import advantages as credit
 from turngym.trainers.rollout_log import write_rollouts
+from turngym.trajectory import write_jsonl
 from turngym.viewer import TrajectoryStore, create_viewer_app, resolve_source
 
 
@@ -180,3 +181,14 @@ def test_without_matplotlib_the_charts_say_what_to_install(
     assert listed["charts"] == [] and 'pip install -e ".[train]"' in listed["note"]
     response = client.get("/charts/success.png")
     assert response.status_code == 501 and "matplotlib" in response.json()["detail"]
+
+
+def test_out_of_range_numbers_in_metadata_read_as_unknown(tmp_path: Path) -> None:
+    odd = [
+        episode(["a"], [1], iteration=10**12, policy_version=2**70),
+        episode(["b"], [0], iteration=True, policy_version=-3),
+    ]
+    path = tmp_path / "odd.jsonl"
+    write_jsonl(path, odd)
+    items = TestClient(create_viewer_app(path)).get("/api/trajectories").json()["items"]
+    assert [(i["iteration"], i["policy_version"]) for i in items] == [(None, None), (None, None)]
