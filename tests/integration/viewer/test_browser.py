@@ -8,6 +8,7 @@ else to the test's temporary directory; the path is printed (``pytest -s`` shows
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -33,9 +34,9 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 def wait_until(browser: Browser, css: str, text: str, timeout_s: float = 20.0) -> str:
     """The text of the first element matching ``css`` once it contains ``text``."""
     deadline = time.monotonic() + timeout_s
+    read = f"const e = document.querySelector({json.dumps(css)}); return e ? e.innerText : '';"
     while True:
-        found = browser.find(css)
-        current = browser.text(found[0]) if found else ""
+        current = browser.script(read)  # one call: the page may re-render between a find and a read
         if text in current:
             return current
         assert time.monotonic() < deadline, f"{css!r} never showed {text!r} (last: {current!r})"
@@ -76,6 +77,8 @@ def test_click_into_a_trajectory_and_see_its_credit(browser: Browser, tmp_path: 
 
         browser.click(browser.find("#tab-charts")[0])
         browser.wait_for("#charts img")
+        shown = "return ['#browse', '#charts'].map(s => getComputedStyle(document.querySelector(s)).display)"
+        assert browser.script(shown) == ["none", "flex"]  # the charts tab replaces the list
         assert [browser.attribute(e, "alt") for e in browser.find("#charts img")] == [
             "success",
             "reward",
