@@ -1,6 +1,7 @@
 """End to end: ``turngym view``'s app on 127.0.0.1 in headless Chromium. The list is clicked, a
 trajectory opens with its advantages and step groups, a step-group link is followed, a parse
-failure is highlighted, the charts tab shows the run's charts; a screenshot is kept.
+failure is highlighted, the filters and the search narrow the list, the charts tab shows the run's
+charts; a screenshot is kept.
 
 The screenshot goes to ``$TURNGYM_TEST_ARTIFACTS/viewer.png`` when that variable names a folder,
 else to the test's temporary directory; the path is printed (``pytest -s`` shows it).
@@ -74,6 +75,12 @@ def test_click_into_a_trajectory_and_see_its_credit(browser: Browser, tmp_path: 
         wait_until(browser, "#detail h2", "Trajectory #4")
         flagged = browser.find("#detail .turn.parse-failure")
         assert len(flagged) == 1 and "parse failure" in browser.text(flagged[0])
+
+        browser.click(browser.find("#filters [name=won] option[value=true]")[0])
+        browser.type(browser.find("#filters [name=q]")[0], "hall")
+        browser.click(browser.find("#apply")[0])
+        wait_until(browser, "#range", "1–1 of 1")  # the one won trajectory that passes the hall
+        assert [browser.attribute(e, "data-id") for e in browser.find(".traj-item")] == ["3"]
 
         browser.click(browser.find("#tab-charts")[0])
         browser.wait_for("#charts img")
