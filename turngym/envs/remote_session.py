@@ -282,14 +282,16 @@ class RemoteSession:
             except Lost as exc:
                 problem = f"the connection to {self.url} broke during {op}: {exc}"
             except _Answered as answered:
+                if self.recover and op == "step" and answered.status in (500, 504):
+                    self._stale = True  # the server's env may have moved: resynchronise next time
                 if answered.status != 404 or not self.recover:
                     raise EnvError(
                         f"env server answered {answered.status} to {op}: {_detail(answered.data)}"
                     ) from None
                 problem = f"the server lost session {self.sid}"
             except EnvError:
-                if op == "step":  # it may have been applied: resynchronise before the next call
-                    self._stale = True
+                if self.recover and op == "step":
+                    self._stale = True  # it may have been applied: resynchronise first
                 raise
             if not self.recover:
                 raise EnvError(problem)
