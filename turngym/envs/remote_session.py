@@ -7,7 +7,9 @@ go over HTTP) and applies one failure rule:
 
 * **retried** (at most ``retries`` times, sleeping ``d/2 + U(0, d/2)`` with
   ``d = min(backoff_cap_s, backoff_s · 2^attempt)``, "equal jitter"): the server could not be reached
-  (connection refused: it may be restarting), or answered 429/503 (full or busy);
+  (connection refused: it may be restarting), or answered 429/503 (full or busy); a ``/health`` or
+  session creation whose connection broke is sent again too (a lost creation leaves an idle session
+  that the reaper closes);
 * **recovered**: the session is gone (404: reaped, or the server restarted) or the connection broke
   mid-call (the server may have died with it). The client opens a new session, resets it with the
   recorded seed and task, replays the episode's actions and compares every replayed reply with the
@@ -262,6 +264,11 @@ class RemoteSession:
                 status, data = await self._channel.request(op, sid, body)
             except Unreachable as exc:
                 problem = f"cannot reach env server at {self.url}: {exc}"
+                continue
+            except Lost as exc:
+                if op not in ("health", "create"):  # these two are safe to send again
+                    raise
+                problem = f"the connection to {self.url} broke: {exc}"
                 continue
             if status in (429, 503):
                 problem = f"env server at {self.url} answered {status}: {_detail(data)}"
