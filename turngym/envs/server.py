@@ -16,6 +16,8 @@ Control API (the orchestrator's, never offered to a policy as a tool):
 * ``POST /sessions/batch`` with ``{"calls": [{"session_id", "type": "reset"|"step", "data": {...}}]}``
   → ``{"results": [{"status", "data"}]}``: many sessions' calls in one request, run concurrently,
   each answered as its own HTTP call would be.
+* ``WS /ws`` and ``GET /schema``: OpenEnv's protocol (a session per connection), see
+  :mod:`turngym.envs.openenv`.
 * ``WS /sessions/{id}/ws``: a channel for one session. The client sends ``{"type": "reset"|"step"|
   "close", "data": {...}, "id"?: any, "deadline_s"?: number}`` where ``data`` is the HTTP body; each
   message is answered with ``{"type": "result"|"error", "status", "data", "id"}`` where ``status`` and
@@ -56,6 +58,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from starlette.websockets import WebSocketDisconnect
 
 from turngym.envs.core import TextEnv
+from turngym.envs.openenv import add_openenv_routes
 from turngym.envs.server_sessions import (
     BadReset,
     EnvService,
@@ -172,10 +175,12 @@ def create_env_app(
     request_timeout_s: float = 60.0,
     tokens: Sequence[str] = (),
     reap_interval_s: float | None = None,
+    openenv: bool = True,
 ) -> FastAPI:
     """An app serving sessions of the env that ``factory`` builds.
 
-    The reaper runs every ``reap_interval_s`` (default: a quarter of the TTL, at most 30 s).
+    The reaper runs every ``reap_interval_s`` (default: a quarter of the TTL, at most 30 s). With
+    ``openenv`` the app also speaks OpenEnv's protocol at ``WS /ws`` (:mod:`turngym.envs.openenv`).
     """
     limits = ServerLimits(
         max_sessions=max_sessions,
@@ -279,6 +284,8 @@ def create_env_app(
     async def channel(websocket: WebSocket, sid: str) -> None:
         await _serve_channel(websocket, sid, service)
 
+    if openenv:
+        add_openenv_routes(app, service, bearer)
     if html:
         _add_browser_ui(app, factory, env_id, max_body_bytes)
     return app
