@@ -5,7 +5,7 @@ Usage (with that venv's python)::
 
     python benchmarks/openenv_side.py serve-echo PORT        # OpenEnv's own server, an echo env
     python benchmarks/openenv_side.py play URL < actions.json  # OpenEnv's client plays; JSON lines out
-    python benchmarks/openenv_side.py load URL SESSIONS STEPS  # OpenEnv's client under load; JSON out
+    python benchmarks/openenv_side.py load URL SESSIONS STEPS SERVER_PID  # OpenEnv's client under load
 
 The echo env answers a step with the message it got, so the load client can check every reply.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -76,31 +77,47 @@ def play(url: str, actions: list[str], seed: int, task_id: int) -> None:
                 break
 
 
-async def load(url: str, sessions: int, steps: int) -> dict[str, Any]:
-    """``sessions`` concurrent OpenEnv clients, ``steps`` steps each; every reply checked."""
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(url: str, sessions: int, steps: int, server_pid: int) -> dict[str, Any]:
+    """``sessions`` concurrent OpenEnv clients, ``steps`` steps each; every reply checked. Connecting
+    and resetting come first and are not timed; then all sessions step at once."""
     latencies: list[float] = []
     bad = 0
+    gate = asyncio.Semaphore(64)
 
-    async def one(i: int) -> None:
+    async def opened(i: int) -> GenericEnvClient:
+        async with gate:
+            client = GenericEnvClient(base_url=url, message_timeout_s=120.0)
+            await client.connect()
+            await client.reset(seed=i)
+            return client
+
+    async def play(i: int, client: GenericEnvClient) -> None:
         nonlocal bad
-        client = GenericEnvClient(base_url=url, message_timeout_s=120.0)
-        await client.connect()
-        await client.reset(seed=i)
         for t in range(steps):
             message = f"s{i}-t{t}"
             start = time.perf_counter()
             result = await client.step({"message": message})
             latencies.append(time.perf_counter() - start)
             bad += result.observation.get("echoed") != message or result.observation.get("turn") != t + 1
-        await client.close()
 
-    start = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(sessions)))
-    elapsed = time.perf_counter() - start
+    clients = await asyncio.gather(*(opened(i) for i in range(sessions)))
+    start, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
+    await asyncio.gather(*(play(i, c) for i, c in enumerate(clients)))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    server_cpu = process_cpu_s(server_pid) - server_cpu
+    await asyncio.gather(*(c.close() for c in clients))
     latencies.sort()
-    return {"steps": len(latencies), "bad_replies": bad, "elapsed_s": elapsed,
-            "p50_ms": 1000 * latencies[len(latencies) // 2],
-            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}  # fmt: skip
+    n = len(latencies)
+    return {"steps": n, "bad_replies": bad, "elapsed_s": elapsed, "p50_ms": 1000 * latencies[n // 2],
+            "p99_ms": 1000 * latencies[int(n * 0.99)], "client_cpu_ms_per_step": 1000 * cpu / n,
+            "server_cpu_ms_per_step": 1000 * server_cpu / n}  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -111,6 +128,6 @@ if __name__ == "__main__":
         spec = json.load(sys.stdin)
         play(args[0], spec["actions"], spec["seed"], spec["task_id"])
     elif command == "load":
-        print(json.dumps(asyncio.run(load(args[0], int(args[1]), int(args[2])))))
+        print(json.dumps(asyncio.run(load(args[0], int(args[1]), int(args[2]), int(args[3])))))
     else:
         raise SystemExit(f"unknown command {command!r}: serve-echo, play or load")

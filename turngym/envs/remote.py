@@ -27,7 +27,6 @@ import httpx
 
 from turngym.envs.core import StepOutcome, TextEnv
 from turngym.envs.remote_session import RemoteSession, RetryPolicy, Transport
-from turngym.trajectory import from_jsonable
 
 T = TypeVar("T")
 
@@ -95,7 +94,7 @@ class RemoteEnv(TextEnv):
     def _reset(self, task_id: Any) -> str:
         seed = int(self.np_random.integers(2**31)) if self._seed_given is None else self._seed_given
         data = _Loop.run(self._session.reset(seed, task_id))
-        self._remote_info = from_jsonable(data["info"])
+        self._remote_info = data["info"]
         return str(data["observation"])
 
     def reset(
@@ -115,7 +114,7 @@ class RemoteEnv(TextEnv):
 
     def _step(self, action: str) -> StepOutcome:
         data = _Loop.run(self._session.step(action))
-        info = from_jsonable(data["info"])
+        info = data["info"]
         self._remote_info = info
         return StepOutcome(
             observation=data["observation"],

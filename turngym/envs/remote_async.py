@@ -24,7 +24,6 @@ import httpx
 
 from turngym.envs.remote_session import RemoteSession, RetryPolicy, Transport
 from turngym.errors import ResetNeeded
-from turngym.trajectory import from_jsonable
 
 
 class AsyncRemoteEnv:
@@ -85,7 +84,7 @@ class AsyncRemoteEnv:
         self.done = True  # stays so if the reset fails
         data = await self._session.reset(self._rng.randrange(2**31) if seed is None else seed, task_id)
         self.turns, self.done = 0, False
-        return str(data["observation"]), from_jsonable(data["info"])
+        return str(data["observation"]), data["info"]
 
     async def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.done:
@@ -99,7 +98,7 @@ class AsyncRemoteEnv:
             float(data["reward"]),
             terminated,
             truncated,
-            from_jsonable(data["info"]),
+            data["info"],
         )
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,7 @@ class EnvService:
         self.metrics = ServerMetrics()
         self.inflight = 0
         self._creating = 0
+        self._workers = ThreadPoolExecutor(max_workers=min(32, limits.max_inflight), thread_name_prefix="env")
 
     # ---- admission ---------------------------------------------------------------------
     def authorize(self, token: str | None) -> Reply | None:
@@ -240,7 +242,10 @@ class EnvService:
         session.busy += 1
         try:
             try:
-                await asyncio.wait_for(session.lock.acquire(), timeout)
+                if session.lock.locked():  # wait_for costs a task: only pay it when there is a queue
+                    await asyncio.wait_for(session.lock.acquire(), timeout)
+                else:
+                    await session.lock.acquire()
             except asyncio.TimeoutError:
                 self.inflight -= 1
                 return error(
@@ -250,7 +255,7 @@ class EnvService:
                 session.lock.release()
                 self.inflight -= 1
                 return error(409, "an earlier call overran its deadline; reset the session before stepping")
-            work = asyncio.ensure_future(run_in_threadpool(fn, session.env, parsed))
+            work = loop.run_in_executor(self._workers, fn, session.env, parsed)
             done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
             if not done:
                 session.overran = True
@@ -309,6 +314,7 @@ class EnvService:
     async def close_all(self) -> None:
         while self.sessions:
             await self._close(self.sessions.popitem()[1])
+        self._workers.shutdown(wait=False, cancel_futures=True)
 
     def gauges(self) -> dict[str, float]:
         return {

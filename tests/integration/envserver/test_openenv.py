@@ -85,4 +85,3 @@ def test_openenv_server_is_a_turngym_env(openenv_echo_url: str) -> None:
     obs, _, terminated, _, info = wrong.step("hello")  # refused by the server's action schema
     assert info["invalid_action"] and not terminated and obs.startswith("Invalid action")
     wrong.close()
-
