@@ -70,16 +70,12 @@ from turngym.envs.server_sessions import (
     error,
     parse,
 )
-from turngym.tools.server import read_body, read_json_body
+from turngym.tools.server import documented, read_body, read_json_body
 
 __all__ = ["BadReset", "ResetRequest", "ServerLimits", "StepRequest", "create_env_app"]
 
 DEADLINE_HEADER = "x-turngym-deadline-s"
 RETRY_AFTER_S = "1"
-
-
-class ErrorBody(pydantic.BaseModel):
-    detail: str
 
 
 class SessionCreated(pydantic.BaseModel):
@@ -118,20 +114,6 @@ class BatchResult(pydantic.BaseModel):
 
 class BatchReply(pydantic.BaseModel):
     results: list[BatchResult]
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
-
-
-def _body(model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    """OpenAPI text for a JSON body the route parses itself (so that it can answer 413/422 its way)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
@@ -213,12 +195,12 @@ def create_env_app(
     def health() -> dict[str, Any]:
         return {"status": "ok", "sessions": len(service.sessions), "max_sessions": max_sessions, **meta}
 
-    @app.get("/envs", responses=_errors(401))
+    @app.get("/envs", **documented(401))
     def envs(request: Request) -> Any:
         denied = service.authorize(bearer(request.headers))
         return _respond(denied) if denied else {"envs": [meta]}
 
-    @app.get("/metrics", response_class=PlainTextResponse, responses=_errors(401))
+    @app.get("/metrics", response_class=PlainTextResponse, **documented(401))
     def metrics(request: Request) -> Response:
         denied = service.authorize(bearer(request.headers))
         if denied:
@@ -227,7 +209,7 @@ def create_env_app(
             service.metrics.render(service.gauges()), media_type="text/plain; version=0.0.4"
         )
 
-    @app.post("/sessions", status_code=201, response_model=SessionCreated, responses=_errors(401, 429, 500))
+    @app.post("/sessions", status_code=201, response_model=SessionCreated, **documented(401, 429, 500))
     async def create_session(request: Request) -> Response:
         return _respond(await service.create(bearer(request.headers)))
 
@@ -240,10 +222,9 @@ def create_env_app(
             return payload
         return _respond(await service.call(sid, op, payload, bearer(request.headers), timeout))
 
-    call_errors = _errors(401, 403, 404, 409, 413, 422, 500, 503, 504)
+    call_errors = (401, 403, 404, 409, 413, 422, 500, 503, 504)
 
-    @app.post("/sessions/batch", response_model=BatchReply, responses=_errors(401, 413, 422),
-              openapi_extra=_body(BatchRequest))  # fmt: skip
+    @app.post("/sessions/batch", response_model=BatchReply, **documented(401, 413, 422, body=BatchRequest))
     async def batch(request: Request) -> Response:
         token = bearer(request.headers)
         denied = service.authorize(token)
@@ -266,17 +247,17 @@ def create_env_app(
         )
         return JSONResponse({"results": [{"status": s, "data": d} for s, d in replies]})
 
-    @app.post("/sessions/{sid}/reset", response_model=ResetReply, responses=call_errors,
-              openapi_extra=_body(ResetRequest))  # fmt: skip
+    @app.post(
+        "/sessions/{sid}/reset", response_model=ResetReply, **documented(*call_errors, body=ResetRequest)
+    )
     async def reset(sid: str, request: Request) -> Response:
         return await http_call(sid, "reset", request)
 
-    @app.post("/sessions/{sid}/step", response_model=StepReply, responses=call_errors,
-              openapi_extra=_body(StepRequest))  # fmt: skip
+    @app.post("/sessions/{sid}/step", response_model=StepReply, **documented(*call_errors, body=StepRequest))
     async def step(sid: str, request: Request) -> Response:
         return await http_call(sid, "step", request)
 
-    @app.delete("/sessions/{sid}", status_code=204, responses=_errors(401, 403, 404))
+    @app.delete("/sessions/{sid}", status_code=204, **documented(401, 403, 404))
     async def delete_session(sid: str, request: Request) -> Response:
         return _respond(await service.delete(sid, bearer(request.headers)))
 
