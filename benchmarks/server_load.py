@@ -154,8 +154,9 @@ async def turngym_load(url: str, transport: str, sessions: int, steps: int, serv
     await asyncio.gather(*(env.close() for env in envs))
     latencies.sort()
     n = len(latencies)
-    return Row(f"turngym {transport}", sessions, n, n / elapsed, 1000 * latencies[n // 2],
-               1000 * latencies[int(n * 0.99)], bad, lost, 1000 * server_cpu / n, 1000 * client_cpu / n)  # fmt: skip
+    p50, p99 = 1000 * latencies[n // 2], 1000 * latencies[int(n * 0.99)]
+    cpu = (1000 * server_cpu / n, 1000 * client_cpu / n)
+    return Row(f"turngym {transport}", sessions, n, n / elapsed, p50, p99, bad, lost, *cpu)
 
 
 def run_turngym(transport: str, sessions: int, steps: int) -> Row:
@@ -187,8 +188,8 @@ def run_openenv(sessions: int, steps: int) -> Row | None:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| stack | sessions | steps | steps/s | p50 ms | p99 ms | bad | lost | server / client CPU ms per step |",
-             "|---" * 9 + "|"]  # fmt: skip
+    header = "| stack | sessions | steps | steps/s | p50 ms | p99 ms | bad | lost | CPU ms/step srv / cli |"
+    lines = [header, "|---" * 9 + "|"]
     for r in rows:
         cpu = f"{r.server_cpu_ms_per_step:.3f} / {r.client_cpu_ms_per_step:.3f}"
         lines.append(f"| {r.stack} | {r.sessions:,} | {r.steps:,} | {r.steps_per_s:,.0f} | {r.p50_ms:.1f} | "
