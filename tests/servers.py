@@ -19,9 +19,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(app: FastAPI, *, startup_timeout_s: float = 20.0) -> Iterator[str]:
-    """Serve ``app`` in a background thread; yields its base URL and stops it afterwards."""
-    port = free_port()
+def running(app: FastAPI, *, startup_timeout_s: float = 20.0, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` in a background thread (on ``port``, or a free one); yields its base URL and stops
+    it afterwards."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

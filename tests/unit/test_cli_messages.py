@@ -32,7 +32,9 @@ def test_serve_env_with_html_prints_the_browser_address(served: list[dict[str, A
     result = CliRunner().invoke(app, ["serve", "env", "turngym/Maze-v0", "--html", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert "browser view: http://127.0.0.1:8123/ui/" in result.output
-    assert served == [{"host": "127.0.0.1", "port": 8123, "log_level": "info"}]
+    assert served == [
+        {"host": "127.0.0.1", "port": 8123, "log_level": "info", "access_log": False, "ws_max_size": 4 << 20}
+    ]
 
 
 def test_serve_env_without_html_prints_no_browser_address(served: list[dict[str, Any]]) -> None:

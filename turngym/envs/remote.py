@@ -1,24 +1,49 @@
 """``RemoteEnv``: a :class:`~turngym.envs.core.TextEnv` whose state lives on an env server.
 
-It opens a session on construction (``POST /sessions``), forwards ``reset``/``step`` and deletes
-the session on ``close``. The base class still counts turns and checks reset-before-step locally,
-and ``max_turns``/``num_tasks`` come from the server's ``/health``, so a remote env behaves — and
-passes ``check_env`` — exactly like the local one: same seed and task, same observations and
-anchors. Connection failures are retried (bounded, with backoff); HTTP errors raise
-:class:`~turngym.errors.EnvError` with the server's message.
+It opens a session on construction, forwards ``reset``/``step`` over HTTP or a WebSocket
+(``transport="http"|"ws"``) and deletes the session on ``close``. The base class still counts turns
+and checks reset-before-step locally, and ``max_turns``/``num_tasks`` come from the server's
+``/health``, so a remote env behaves — and passes ``check_env`` — exactly like the local one: same
+seed and task, same observations and anchors.
+
+Failures follow :mod:`turngym.envs.remote_session`: an unreachable or full server is retried with
+jittered backoff, a lost session (server restart, reaper) is re-created and the episode replayed
+and checked, anything else raises :class:`~turngym.errors.EnvError` with the server's message. A
+failed ``step`` leaves the turn counter as it was; a failed ``reset`` leaves the env needing a
+reset; ``close`` never raises because the server is gone.
+
+The calls run on one event loop in a background thread shared by every ``RemoteEnv`` of the
+process, so many envs stepped from many threads share the client's connections and one core.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any
+import asyncio
+import threading
+from collections.abc import Coroutine, Hashable
+from typing import Any, TypeVar
 
 import httpx
 
 from turngym.envs.core import StepOutcome, TextEnv
-from turngym.errors import EnvError
-from turngym.http import send
-from turngym.trajectory import from_jsonable
+from turngym.envs.remote_session import RemoteSession, RetryPolicy, Transport
+
+T = TypeVar("T")
+
+
+class _Loop:
+    """The process's background event loop for synchronous clients (started on first use)."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _guard = threading.Lock()
+
+    @classmethod
+    def run(cls, coro: Coroutine[Any, Any, T]) -> T:
+        with cls._guard:
+            if cls._loop is None:
+                cls._loop = asyncio.new_event_loop()
+                threading.Thread(target=cls._loop.run_forever, name="turngym-remote", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
 
 
 class RemoteEnv(TextEnv):
@@ -28,57 +53,68 @@ class RemoteEnv(TextEnv):
         self,
         url: str,
         *,
+        transport: Transport = "http",
         timeout_s: float = 60.0,
-        retries: int = 3,
-        transport: httpx.BaseTransport | None = None,
+        retries: int = 10,
+        backoff_s: float = 0.05,
+        token: str | None = None,
+        recover: bool = True,
+        http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(base_url=url, timeout=timeout_s, transport=transport)
-        self._retries = retries
-        health = self._call("GET", "/health")
+        self._session = RemoteSession(
+            url,
+            transport=transport,
+            timeout_s=timeout_s,
+            retry=RetryPolicy(retries=retries, backoff_s=backoff_s),
+            token=token,
+            recover=recover,
+            http_transport=http_transport,
+        )
+        try:
+            _Loop.run(self._session.open())
+        except BaseException:
+            _Loop.run(self._session.close())
+            raise
+        health = self._session.health
         super().__init__(max_turns=int(health["max_turns"]))
         self.env_id: str = health["env_id"]
         self._num_tasks = int(health["num_tasks"])
-        self._sid: str | None = self._call("POST", "/sessions")["session_id"]
         self._remote_info: dict[str, Any] = {}
         self._seed_given: int | None = None
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = send(
-            self._http, method, path, retries=self._retries, backoff_s=0.1,
-            error=EnvError, server="env server", json=body,
-        )  # fmt: skip
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text[:300]
-            raise EnvError(f"env server answered {response.status_code} to {method} {path}: {detail}")
-        return response.json() if response.content else None
 
     @property
     def num_tasks(self) -> int:
         return self._num_tasks
 
-    def _path(self, verb: str) -> str:
-        if self._sid is None:
-            raise EnvError("this RemoteEnv is closed; create a new one")
-        return f"/sessions/{self._sid}/{verb}"
+    @property
+    def recoveries(self) -> int:
+        """How many times the session was re-created and its episode replayed."""
+        return self._session.recoveries
 
     def _reset(self, task_id: Any) -> str:
         seed = int(self.np_random.integers(2**31)) if self._seed_given is None else self._seed_given
-        data = self._call("POST", self._path("reset"), {"seed": seed, "task_id": task_id})
-        self._remote_info = from_jsonable(data["info"])
+        data = _Loop.run(self._session.reset(seed, task_id))
+        self._remote_info = data["info"]
         return str(data["observation"])
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         self._seed_given = seed
+        self._done = True  # stays so if the reset fails: no step on a half-reset env
         return super().reset(seed=seed, options=options)
 
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        turns = self._turns
+        try:
+            return super().step(action)
+        except BaseException:
+            self._turns = turns  # a failed call changes nothing here
+            raise
+
     def _step(self, action: str) -> StepOutcome:
-        data = self._call("POST", self._path("step"), {"action": action})
-        info = from_jsonable(data["info"])
+        data = _Loop.run(self._session.step(action))
+        info = data["info"]
         self._remote_info = info
         return StepOutcome(
             observation=data["observation"],
@@ -96,10 +132,6 @@ class RemoteEnv(TextEnv):
         return self._remote_info.get("admissible_actions")
 
     def close(self) -> None:
-        if self._sid is not None:
-            sid, self._sid = self._sid, None
-            try:
-                self._call("DELETE", f"/sessions/{sid}")
-            finally:
-                self._http.close()
+        if self._session.sid is not None:
+            _Loop.run(self._session.close())
         super().close()

@@ -1,20 +1,38 @@
-"""Serve any registered environment over HTTP, one env instance per session.
+"""Serve any registered environment over HTTP and WebSocket, one env instance per session.
 
 Control API (the orchestrator's, never offered to a policy as a tool):
 
 * ``GET /health`` → ``{"status", "env_id", "sessions", "max_sessions", "max_turns", "num_tasks"}``
-* ``POST /sessions`` → 201 ``{"session_id"}``; 429 when ``max_sessions`` are open.
+  (open to anyone: a liveness probe).
+* ``GET /envs`` → ``{"envs": [{"env_id", "max_turns", "num_tasks"}]}``; ``GET /metrics`` → the
+  Prometheus text exposition (sessions, calls, errors by kind, a latency histogram per call).
+* ``POST /sessions`` → 201 ``{"session_id"}``; 429 with ``Retry-After`` when ``max_sessions`` are
+  open.
 * ``POST /sessions/{id}/reset`` with ``{"seed": int|null, "task_id": any|null}`` →
   ``{"observation", "info"}``
 * ``POST /sessions/{id}/step`` with ``{"action": str}`` →
   ``{"observation", "reward", "terminated", "truncated", "info"}``; 409 before reset.
 * ``DELETE /sessions/{id}`` → 204.
+* ``POST /sessions/batch`` with ``{"calls": [{"session_id", "type": "reset"|"step", "data": {...}}]}``
+  → ``{"results": [{"status", "data"}]}``: many sessions' calls in one request, run concurrently,
+  each answered as its own HTTP call would be.
+* ``WS /ws`` and ``GET /schema``: OpenEnv's protocol (a session per connection), see
+  :mod:`turngym.envs.openenv`.
+* ``WS /sessions/{id}/ws``: a channel for one session. The client sends ``{"type": "reset"|"step"|
+  "close", "data": {...}, "id"?: any, "deadline_s"?: number}`` where ``data`` is the HTTP body; each
+  message is answered with ``{"type": "result"|"error", "status", "data", "id"}`` where ``status`` and
+  ``data`` are those of the HTTP call. A malformed message gets an error message; the socket stays.
 
-Errors are JSON: 404 unknown session, 413 body over ``max_body_bytes``, 422 malformed JSON, a
-body failing the schema (naming the field) or a task the env refuses. ``info`` is encoded with
-:func:`~turngym.trajectory.to_jsonable` so tuple anchors survive the trip. Sessions idle longer than
-``session_ttl_s`` are closed when a new one is requested. Each session has a lock, so concurrent
-calls on one session run one at a time; env calls run in a worker thread.
+Limits (:class:`~turngym.envs.server_sessions.ServerLimits`): sessions, env calls in flight (503 with
+``Retry-After`` at once, never a queue), an idle TTL enforced by a background reaper, per-call
+deadlines (header ``X-Turngym-Deadline-S`` or the server's ``request_timeout_s``, whichever is
+smaller; 504 when passed) and body size (413). With ``tokens`` every endpoint but ``/health`` needs
+``Authorization: Bearer <token>``, and a session answers only to the token that created it (403).
+
+Errors are JSON ``{"detail": ...}``: 404 unknown session, 413 body over ``max_body_bytes``, 422
+malformed JSON, a body failing the schema (naming the field) or a task the env refuses. ``info`` is
+encoded with :func:`~turngym.trajectory.to_jsonable` so tuple anchors survive the trip. Env calls run
+in worker threads; each session's calls run one at a time.
 
 With ``html=True`` a person can play in a browser at ``GET /ui/``: the page shows the env's
 ``render_html()`` fragment when it has one (forms there POST ``action`` to the relative URL
@@ -24,118 +42,107 @@ With ``html=True`` a person can play in a browser at ``GET /ui/``: the page show
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
+import json
+import math
 import threading
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
 import pydantic
-from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.websockets import WebSocketDisconnect
 
 from turngym.envs.core import TextEnv
-from turngym.errors import ResetNeeded
-from turngym.tools.server import error_response, read_body, read_json_body
-from turngym.tools.spec import describe_validation_error
-from turngym.trajectory import to_jsonable
+from turngym.envs.openenv import add_openenv_routes
+from turngym.envs.server_sessions import (
+    BadReset,
+    EnvService,
+    Reply,
+    ResetRequest,
+    ServerLimits,
+    Session,
+    StepRequest,
+    error,
+    parse,
+)
+from turngym.tools.server import documented, read_body, read_json_body
+
+__all__ = ["BadReset", "ResetRequest", "ServerLimits", "StepRequest", "create_env_app"]
+
+DEADLINE_HEADER = "x-turngym-deadline-s"
+RETRY_AFTER_S = "1"
 
 
-class ResetRequest(pydantic.BaseModel):
+class SessionCreated(pydantic.BaseModel):
+    session_id: str
+
+
+class ResetReply(pydantic.BaseModel):
+    observation: str
+    info: dict[str, Any]
+
+
+class StepReply(pydantic.BaseModel):
+    observation: str
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+
+
+class BatchCall(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    seed: int | None = pydantic.Field(default=None, ge=0, lt=2**63)
-    task_id: int | str | None = None
+    session_id: str
+    type: str = pydantic.Field(pattern="^(reset|step)$")
+    data: dict[str, Any] = pydantic.Field(default_factory=dict)
 
 
-class BadReset(Exception):
-    """The env refused the requested task (e.g. an out-of-range task id): the client's mistake."""
-
-
-class StepRequest(pydantic.BaseModel):
+class BatchRequest(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    action: str
+    calls: list[BatchCall]
 
 
-@dataclass
-class _Session:
-    env: TextEnv
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    last_used: float = field(default_factory=time.monotonic)
+class BatchResult(pydantic.BaseModel):
+    status: int
+    data: Any
 
 
-class _Sessions:
-    """Open sessions with a cap and idle expiry."""
-
-    def __init__(self, factory: Callable[[], TextEnv], max_sessions: int, ttl_s: float) -> None:
-        self._factory, self._max, self._ttl = factory, max_sessions, ttl_s
-        self._open: dict[str, _Session] = {}
-        self._guard = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def create(self) -> str | None:
-        with self._guard:
-            now = time.monotonic()
-            for sid in [s for s, v in self._open.items() if now - v.last_used > self._ttl]:
-                self._open.pop(sid).env.close()
-            if len(self._open) >= self._max:
-                return None
-            sid = uuid.uuid4().hex
-            self._open[sid] = _Session(self._factory())
-            return sid
-
-    def get(self, sid: str) -> _Session | None:
-        session = self._open.get(sid)
-        if session is not None:
-            session.last_used = time.monotonic()
-        return session
-
-    def delete(self, sid: str) -> bool:
-        with self._guard:
-            session = self._open.pop(sid, None)
-        if session is not None:
-            session.env.close()
-        return session is not None
-
-    def close_all(self) -> None:
-        for sid in list(self._open):
-            self.delete(sid)
+class BatchReply(pydantic.BaseModel):
+    results: list[BatchResult]
 
 
-def _parse(model: type[pydantic.BaseModel], payload: Any) -> pydantic.BaseModel | JSONResponse:
-    if not isinstance(payload, dict):
-        return error_response(422, f"request body must be a JSON object, got {type(payload).__name__}")
+def bearer(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _respond(reply: Reply) -> Response:
+    status, body = reply
+    if status == 204:
+        return Response(status_code=204)
+    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _deadline(raw: str | None, limit_s: float) -> float | Reply:
+    """The call's deadline in seconds: the client's (capped at ``limit_s``) or ``limit_s``."""
+    if raw is None:
+        return limit_s
     try:
-        return model.model_validate(payload)
-    except pydantic.ValidationError as exc:
-        errors = describe_validation_error(exc)
-        problems = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
-        return error_response(422, f"invalid request body: {problems}", errors=errors)
-
-
-def _reset(env: TextEnv, request: ResetRequest) -> dict[str, Any]:
-    options = None if request.task_id is None else {"task_id": request.task_id}
-    try:
-        obs, info = env.reset(seed=request.seed, options=options)
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise BadReset(f"cannot reset to task {request.task_id!r}: {exc}") from exc
-    return {"observation": obs, "info": to_jsonable(info)}
-
-
-def _step(env: TextEnv, action: str) -> dict[str, Any]:
-    obs, reward, terminated, truncated, info = env.step(action)
-    return {
-        "observation": obs,
-        "reward": reward,
-        "terminated": terminated,
-        "truncated": truncated,
-        "info": to_jsonable(info),
-    }
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        return error(422, f"{DEADLINE_HEADER} must be a positive number of seconds, got {raw!r}")
+    return min(value, limit_s)
 
 
 def create_env_app(
@@ -146,69 +153,182 @@ def create_env_app(
     session_ttl_s: float = 600.0,
     max_body_bytes: int = 1 << 20,
     html: bool = False,
+    max_inflight: int = 256,
+    request_timeout_s: float = 60.0,
+    tokens: Sequence[str] = (),
+    reap_interval_s: float | None = None,
+    openenv: bool = True,
 ) -> FastAPI:
-    """An app serving sessions of the env that ``factory`` builds."""
+    """An app serving sessions of the env that ``factory`` builds.
+
+    The reaper runs every ``reap_interval_s`` (default: a quarter of the TTL, at most 30 s). With
+    ``openenv`` the app also speaks OpenEnv's protocol at ``WS /ws`` (:mod:`turngym.envs.openenv`).
+    """
+    limits = ServerLimits(
+        max_sessions=max_sessions,
+        max_inflight=max_inflight,
+        session_ttl_s=session_ttl_s,
+        request_timeout_s=request_timeout_s,
+        max_body_bytes=max_body_bytes,
+    )
     probe = factory()
     meta = {"env_id": env_id, "max_turns": probe.max_turns, "num_tasks": probe.num_tasks}
     probe.close()
-    sessions = _Sessions(factory, max_sessions, session_ttl_s)
-    app = FastAPI(title=f"turngym env server: {env_id}")
-    app.router.add_event_handler("shutdown", sessions.close_all)
+    service = EnvService(env_id, factory, limits, tokens)
+    interval = reap_interval_s if reap_interval_s is not None else min(session_ttl_s / 4, 30.0)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(service.reap_forever(interval))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            await service.close_all()
+
+    app = FastAPI(title=f"turngym env server: {env_id}", lifespan=lifespan)
+    app.state.service = service
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "sessions": len(sessions), "max_sessions": max_sessions, **meta}
+        return {"status": "ok", "sessions": len(service.sessions), "max_sessions": max_sessions, **meta}
 
-    @app.post("/sessions", status_code=201)
-    def create_session() -> Any:
-        sid = sessions.create()
-        if sid is None:
-            return error_response(
-                429, f"all {max_sessions} sessions are in use; DELETE finished sessions or retry later"
-            )
-        return {"session_id": sid}
+    @app.get("/envs", **documented(401))
+    def envs(request: Request) -> Any:
+        denied = service.authorize(bearer(request.headers))
+        return _respond(denied) if denied else {"envs": [meta]}
 
-    async def _run(
-        sid: str, request: Request, model: type[pydantic.BaseModel], fn: Callable[..., Any]
-    ) -> Any:
-        session = sessions.get(sid)
-        if session is None:
-            return error_response(404, f"no session {sid!r}; create one with POST /sessions")
+    @app.get("/metrics", response_class=PlainTextResponse, **documented(401))
+    def metrics(request: Request) -> Response:
+        denied = service.authorize(bearer(request.headers))
+        if denied:
+            return _respond(denied)
+        return PlainTextResponse(
+            service.metrics.render(service.gauges()), media_type="text/plain; version=0.0.4"
+        )
+
+    @app.post("/sessions", status_code=201, response_model=SessionCreated, **documented(401, 429, 500))
+    async def create_session(request: Request) -> Response:
+        return _respond(await service.create(bearer(request.headers)))
+
+    async def http_call(sid: str, op: str, request: Request) -> Response:
+        timeout = _deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
+        if isinstance(timeout, tuple):
+            return _respond(timeout)
         payload = await read_json_body(request, max_body_bytes)
         if isinstance(payload, JSONResponse):
             return payload
-        parsed = _parse(model, payload)
-        if isinstance(parsed, JSONResponse):
-            return parsed
+        return _respond(await service.call(sid, op, payload, bearer(request.headers), timeout))
 
-        def locked() -> Any:
-            with session.lock:
-                return fn(session.env, parsed)
+    call_errors = (401, 403, 404, 409, 413, 422, 500, 503, 504)
 
-        try:
-            return await run_in_threadpool(locked)
-        except ResetNeeded as exc:
-            return error_response(409, str(exc))
-        except BadReset as exc:
-            return error_response(422, str(exc))
+    @app.post("/sessions/batch", response_model=BatchReply, **documented(401, 413, 422, body=BatchRequest))
+    async def batch(request: Request) -> Response:
+        token = bearer(request.headers)
+        denied = service.authorize(token)
+        if denied:
+            return _respond(denied)
+        timeout = _deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
+        if isinstance(timeout, tuple):
+            return _respond(timeout)
+        payload = await read_json_body(request, max_body_bytes)
+        if isinstance(payload, JSONResponse):
+            return payload
+        parsed = parse(BatchRequest, payload)
+        if isinstance(parsed, tuple):
+            return _respond(parsed)
+        assert isinstance(parsed, BatchRequest)
+        if len(parsed.calls) > limits.max_batch:
+            return _respond(error(422, f"{len(parsed.calls)} calls is over the limit of {limits.max_batch}"))
+        replies = await asyncio.gather(
+            *(service.call(c.session_id, c.type, c.data, token, timeout) for c in parsed.calls)
+        )
+        return JSONResponse({"results": [{"status": s, "data": d} for s, d in replies]})
 
-    @app.post("/sessions/{sid}/reset")
-    async def reset(sid: str, request: Request) -> Any:
-        return await _run(sid, request, ResetRequest, _reset)
+    @app.post(
+        "/sessions/{sid}/reset", response_model=ResetReply, **documented(*call_errors, body=ResetRequest)
+    )
+    async def reset(sid: str, request: Request) -> Response:
+        return await http_call(sid, "reset", request)
 
-    @app.post("/sessions/{sid}/step")
-    async def step(sid: str, request: Request) -> Any:
-        return await _run(sid, request, StepRequest, lambda env, req: _step(env, req.action))
+    @app.post("/sessions/{sid}/step", response_model=StepReply, **documented(*call_errors, body=StepRequest))
+    async def step(sid: str, request: Request) -> Response:
+        return await http_call(sid, "step", request)
 
-    @app.delete("/sessions/{sid}", status_code=204)
-    def delete_session(sid: str) -> Response:
-        if not sessions.delete(sid):
-            return error_response(404, f"no session {sid!r}")
-        return Response(status_code=204)
+    @app.delete("/sessions/{sid}", status_code=204, **documented(401, 403, 404))
+    async def delete_session(sid: str, request: Request) -> Response:
+        return _respond(await service.delete(sid, bearer(request.headers)))
 
+    @app.websocket("/sessions/{sid}/ws")
+    async def channel(websocket: WebSocket, sid: str) -> None:
+        await _serve_channel(websocket, sid, service)
+
+    if openenv:
+        add_openenv_routes(app, service, bearer)
     if html:
         _add_browser_ui(app, factory, env_id, max_body_bytes)
     return app
+
+
+def _envelope(text: str | None, data: bytes | None, limit: int) -> dict[str, Any] | Reply:
+    """A WebSocket message as an object with a known ``type``, or an error reply naming the fault."""
+    raw: str | bytes = text if text is not None else (data or b"")
+    if len(raw) > limit:
+        return error(413, f"message of {len(raw)} bytes is over the limit of {limit}")
+    try:
+        message = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return error(422, f"message is not valid JSON: {exc}")
+    if not isinstance(message, dict):
+        return error(422, f"message must be a JSON object, got {type(message).__name__}")
+    kind = message.get("type")
+    if kind not in ("reset", "step", "close"):
+        return error(422, f"message 'type' must be 'reset', 'step' or 'close', got {kind!r}")
+    if not isinstance(message.get("data", {}), dict):
+        return error(422, "message 'data' must be a JSON object (the HTTP call's body)")
+    return message
+
+
+async def _serve_channel(websocket: WebSocket, sid: str, service: EnvService) -> None:
+    """One session's WebSocket channel: answer each message in turn until the client leaves."""
+    token = bearer(websocket.headers)
+    await websocket.accept()
+    found = service.lookup(sid, token)
+    try:
+        if not isinstance(found, Session):
+            status, body = found
+            await websocket.send_json({"type": "error", "status": status, "data": body, "id": None})
+            await websocket.close(code=1008)
+            return
+        limit_s = service.limits.request_timeout_s
+        while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            message = _envelope(frame.get("text"), frame.get("bytes"), service.limits.max_body_bytes)
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            if isinstance(message, tuple):
+                reply = message
+            elif message["type"] == "close":
+                reply = await service.delete(sid, token)
+            else:
+                raw = message.get("deadline_s")
+                timeout = _deadline(None if raw is None else str(raw), limit_s)
+                reply = (
+                    timeout
+                    if isinstance(timeout, tuple)
+                    else await service.call(sid, message["type"], message.get("data", {}), token, timeout)
+                )
+            status, body = reply
+            kind = "error" if status >= 400 else "result"
+            await websocket.send_json({"type": kind, "status": status, "data": body, "id": msg_id})
+            if isinstance(message, dict) and message["type"] == "close" and status < 400:
+                await websocket.close(code=1000)
+                return
+    except WebSocketDisconnect:
+        return
 
 
 def _add_browser_ui(app: FastAPI, factory: Callable[[], TextEnv], env_id: str, max_body_bytes: int) -> None:

@@ -42,7 +42,7 @@ from turngym.sandboxes.fusion import (
     sandbox_error_response,
     to_response,
 )
-from turngym.tools.server import error_response, read_json_body
+from turngym.tools.server import documented, error_response, read_json_body
 from turngym.tools.spec import describe_validation_error
 
 DEFAULT_MAX_BODY_BYTES = 8 << 20
@@ -129,7 +129,7 @@ def create_sandbox_app(
             "sandbox": sandbox.status(),
         }
 
-    @app.post("/run_code")
+    @app.post("/run_code", response_model=RunCodeResponse, **documented(413, 422, 429, body=RunCodeRequest))
     async def run_code(request: Request) -> Any:
         body = await parse(request, RunCodeRequest)
         if isinstance(body, JSONResponse):
@@ -145,7 +145,8 @@ def create_sandbox_app(
             slots.give(1)
         return response.model_dump()
 
-    @app.post("/run_code/batch")
+    @app.post("/run_code/batch", response_model=BatchRunCodeResponse,
+              **documented(413, 422, 429, body=BatchRunCodeRequest))  # fmt: skip
     async def run_code_batch(request: Request) -> Any:
         body = await parse(request, BatchRunCodeRequest)
         if isinstance(body, JSONResponse):

@@ -28,6 +28,24 @@ from turngym.tools.spec import Tool, describe_validation_error
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
+class ErrorBody(pydantic.BaseModel):
+    """Every error answer: what went wrong, and per-field problems where a body failed its schema."""
+
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+def documented(*errors: int, body: type[pydantic.BaseModel] | dict[str, Any] | None = None) -> dict[str, Any]:
+    """Route keyword arguments that put the error statuses and the JSON request body (which the route
+    reads itself, to answer 413/422 its own way) into the OpenAPI schema."""
+    route: dict[str, Any] = {"responses": {status: {"model": ErrorBody} for status in errors}}
+    if body is not None:
+        schema = body if isinstance(body, dict) else body.model_json_schema()
+        content = {"application/json": {"schema": schema}}
+        route["openapi_extra"] = {"requestBody": {"required": True, "content": content}}
+    return route
+
+
 def error_response(status: int, detail: str, **extra: Any) -> JSONResponse:
     """A JSON error body ``{"detail": ..., **extra}`` with the given status."""
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
@@ -74,7 +92,7 @@ def create_tool_app(tools: Sequence[Tool], *, max_body_bytes: int = DEFAULT_MAX_
     def list_tools() -> list[dict[str, Any]]:
         return [t.schema() for t in by_name.values()]
 
-    @app.post("/tools/{name}")
+    @app.post("/tools/{name}", **documented(404, 413, 422, body={"type": "object"}))
     async def call_tool(name: str, request: Request) -> Any:
         tool = by_name.get(name)
         if tool is None:

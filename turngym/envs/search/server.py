@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from turngym.envs.search.data import passage_from_row
 from turngym.envs.search.retriever import Hit, Retriever
 from turngym.errors import ConfigError, ToolServerError
-from turngym.tools.server import error_response, read_json_body
+from turngym.tools.server import documented, error_response, read_json_body
 from turngym.tools.spec import describe_validation_error
 
 DEFAULT_TOPK = 3
@@ -100,7 +100,7 @@ def create_retriever_app(
     def health() -> dict[str, Any]:
         return {"status": "ok", "passages": corpus_size, "retriever": type(retriever).__name__}
 
-    @app.post("/retrieve")
+    @app.post("/retrieve", **documented(413, 422, body=RetrieveRequest))
     async def retrieve(request: Request) -> Any:
         payload = await read_json_body(request, max_body_bytes)
         if isinstance(payload, JSONResponse):
