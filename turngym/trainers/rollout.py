@@ -53,6 +53,7 @@ def loop_config(
         batch_size=max(batch, 1),
         env_id=env_id,
         episode_timeout_s=rollout.episode_timeout_s,
+        chat_template_kwargs=rollout.chat_template_kwargs,
     )
 
 
