@@ -232,3 +232,27 @@ def test_template_check_cli(tokenizers: dict[str, Any], tmp_path: Path) -> None:
     assert "turn 0 prompt .. turn 0 action" in out and "I should compute" in out
     rows = [line for line in out.splitlines() if line[:3].strip().isdigit()]
     assert rows and len(rows) == int(out.split(" differences")[0].rsplit("\n", 1)[-1])
+
+
+@pytest.mark.parametrize("problem", ["missing", "no-tokenizer", "no-template"])
+def test_template_check_refuses_a_bad_directory_in_one_line(
+    tiny_tokenizer: Any, tmp_path: Path, problem: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from turngym.cli import main
+
+    path = tmp_path / "model"
+    if problem != "missing":
+        path.mkdir()
+    if problem == "no-template":
+        tokenizer = copy.deepcopy(tiny_tokenizer)
+        tokenizer.chat_template = None
+        tokenizer.save_pretrained(path)
+    monkeypatch.setattr("sys.argv", ["turngym", "template-check", str(path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert {"missing": "is not a directory", "no-tokenizer": "no tokenizer_config.json"}.get(
+        problem, "no chat_template"
+    ) in err
