@@ -27,6 +27,7 @@ nothing here changes the single-process trainer.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -167,3 +168,41 @@ def load_sharded(path: str | Path, model: torch.nn.Module, optimizer: torch.opti
     state = {"model": model_state, "optimizer": optim_state}
     dcp.load(state, checkpoint_id=str(Path(path) / LEARNER_DIR))
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+
+
+def save_checkpoint_sharded(
+    root: str | Path,
+    iteration: int,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    history: dict[str, Any],
+    config_digest: str,
+    keep: int,
+    world: World,
+) -> None:
+    """Checkpoint ``iteration`` of a run of several processes (every rank calls it): the sharded
+    learner and optimizer under ``learner/``, rank 0's ``state.pt`` (scheduler, RNG, history), then
+    the same atomic publish as a one-process checkpoint."""
+    from turngym.trainers.checkpoint import publish_checkpoint, write_state
+
+    root = Path(root)
+    tmp = root / f".tmp-iter-{iteration:06d}"
+    if world.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(world)
+    save_sharded(tmp, model, optimizer)
+    barrier(world)
+    if world.main:
+        write_state(
+            tmp,
+            iteration,
+            {"sharded": True},
+            scheduler=scheduler,
+            history=history,
+            config_digest=config_digest,
+        )
+        publish_checkpoint(root, tmp, iteration, keep=keep)
+    barrier(world)
