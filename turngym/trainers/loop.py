@@ -227,6 +227,11 @@ def _train(
     ckpt = opened.checkpoint
     if ckpt is not None:
         progress.stage(f"resuming {out} after iteration {ckpt.iteration} of {config.iterations}")
+        if ckpt.sharded != world.distributed:
+            kind = (
+                "several processes (resume it with --nproc)" if ckpt.sharded else "one process (no --nproc)"
+            )
+            raise ConfigError(f"{ckpt.path} was written by {kind}")
         if ckpt.sharded:
             load_sharded(ckpt.path, model, optimizer)
             policy.update_weights(full_state_dict(model))
