@@ -256,3 +256,23 @@ def test_template_check_refuses_a_bad_directory_in_one_line(
     assert {"missing": "is not a directory", "no-tokenizer": "no tokenizer_config.json"}.get(
         problem, "no chat_template"
     ) in err
+
+
+def test_eval_passes_template_kwargs_to_the_template(
+    tokenizers: dict[str, Any], tiny_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from turngym.trajectory import read_jsonl
+
+    model = tmp_path / "qwen3-tiny"
+    shutil.copytree(tiny_dir, model)
+    tokenizers["qwen3"].save_pretrained(model)  # the tiny weights with Qwen3's template
+    out = tmp_path / "runs.jsonl"
+    args = ["eval", "turngym/Maze-v0", "--agent", f"hf:{model}", "--episodes", "1", "--max-new-tokens", "3"]
+    args += ["-o", "max_turns=1", "--template-kwarg", "enable_thinking=false", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (traj,) = read_jsonl(out)
+    prompt = tokenizers["qwen3"].decode(list(traj.turns[0].prompt_ids))
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
