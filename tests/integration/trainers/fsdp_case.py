@@ -17,9 +17,12 @@ from turngym.trainers.batching import TrainBatch, build_batch
 from turngym.trainers.update import UpdateSettings, ppo_update
 from turngym.trajectory import StopReason, Trajectory, Turn
 
-SETTINGS = UpdateSettings(epochs=2, mini_batch_rows=3, micro_batch_rows=1, grad_clip=0.5, clip_high=0.28)
+SETTINGS = UpdateSettings(
+    epochs=2, mini_batch_rows=3, micro_batch_rows=1, grad_clip=0.5, kl_coef=0.05, entropy_coef=0.01
+)
 """Six trajectories: mini-batches of three, one trajectory per micro-batch, so with two ranks one
-rank runs a zero-weighted pass in every mini-batch; a clip norm the gradients exceed."""
+rank runs a zero-weighted pass in every mini-batch; a clip norm the gradients exceed; KL to
+reference log-probs and an entropy bonus."""
 
 
 def model() -> torch.nn.Module:
@@ -61,8 +64,17 @@ def run(learner: torch.nn.Module, world: Any = None) -> dict[str, float]:
 
     optimizer = torch.optim.AdamW(learner.parameters(), lr=1e-2, weight_decay=0.01)
     generator = torch.Generator().manual_seed(7)
+    rows = batch()
+    reference = rows.old_logprobs - 0.1 * rows.loss_mask
     return ppo_update(
-        learner, optimizer, None, batch(), SETTINGS, generator=generator, world=world or World()
+        learner,
+        optimizer,
+        None,
+        rows,
+        SETTINGS,
+        generator=generator,
+        ref_logprobs=reference,
+        world=world or World(),
     )
 
 
