@@ -41,6 +41,7 @@ def torchrun(nproc: int, *args: str, timeout: float = 240) -> subprocess.Complet
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_two_gloo_ranks_take_the_same_step_as_one_process(tmp_path: Path) -> None:
     single = fsdp_case.model()
