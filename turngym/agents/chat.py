@@ -37,15 +37,30 @@ gets an answer, as the OpenAI API requires: the first the observation, later one
 (envs run one call per turn). The chat loop follows the same rule with messages, so training and
 evaluation show tool results alike.
 
+Templates of other families (checked against the real templates of Qwen2.5, Qwen3, Llama 3.1/3.2,
+Mistral, Gemma 2/3, Phi-3.5/4 and DeepSeek-R1-Distill in ``tests/unit/agents/test_real_templates.py``):
+
+* a template that refuses a system message (Gemma 2, Mistral-7B-Instruct v0.2) gets the system
+  prompt at the start of the first user turn, separated by a blank line
+  (:attr:`ChatFormat.system_in_user`);
+* the end of an assistant turn is the first token of the glue when that is a special token
+  (``<|end|>`` for Phi-3.5, ``<｜end▁of▁sentence｜>`` for DeepSeek), besides the tokenizer's eos;
+* a template that writes tool results as JSON strings (Llama 3.x renders a string content with
+  ``tojson``) gets observations JSON-escaped in that place (:attr:`ToolTurn.quoting`);
+* tool-call ids are nine characters (``call00000``), the length Mistral's templates require;
+* ``template_kwargs`` (``chat_template_kwargs``: Qwen3's ``enable_thinking``, Llama's
+  ``date_string``) go to every rendering.
+
 Reasoning is removed from the action the env sees (``<think>...</think>``), never from the tokens.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from turngym.errors import ConfigError
@@ -59,6 +74,8 @@ _OBS_MARK = "\u2063turngym-observation-probe\u2063"
 _SECOND_MARK = "\u2063turngym-second-observation-probe\u2063"
 _SLOT = "\u2063turngym-slot-{}\u2063"
 _SLOT_RE = re.compile("\u2063turngym-slot-(\\d+)\u2063")
+_QUOTE_PROBE = '"\n'
+"""Appended to a tool-result probe: kept as is by a verbatim template, escaped by a JSON-quoting one."""
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 _TOOL_ROLE = re.compile(r"""(["'])tool\1""")
 _TEMPLATE, _OBSERVATION, _ACTION = "template", "observation", "action"
@@ -76,10 +93,18 @@ def env_tools(env: Any) -> list[dict[str, Any]] | None:
     return list(toolbox.schemas()) if toolbox is not None else None
 
 
-def messages_for(system: str, observation: str) -> list[dict[str, str]]:
-    """The first turn's messages: the env's system prompt (when it has one) and its observation."""
+def messages_for(system: str, observation: str, system_in_user: bool = False) -> list[dict[str, str]]:
+    """The first turn's messages: the env's system prompt (when it has one) and its observation;
+    with ``system_in_user`` the system prompt opens the user turn (templates without a system role)."""
+    if system and system_in_user:
+        return [{"role": "user", "content": f"{system}\n\n{observation}"}]
     messages = [{"role": "system", "content": system}] if system else []
     return [*messages, {"role": "user", "content": observation}]
+
+
+def call_id(index: int) -> str:
+    """The id of a turn's ``index``-th tool call: nine characters, as Mistral's templates require."""
+    return f"call{index:05d}"
 
 
 def tool_answers(observation: str, calls: int) -> list[str]:
@@ -97,6 +122,12 @@ class ToolTurn:
     """Text between one tool result and the next one of the same turn."""
     suffix: str
     """Text after the last tool result up to where the policy starts generating."""
+    quoting: str = "verbatim"
+    """``verbatim`` (the result's text as is) or ``json`` (inside a JSON string, escaped: Llama 3.x)."""
+
+    def content(self, text: str) -> str:
+        """``text`` as the template writes it in a tool result."""
+        return json.dumps(text, ensure_ascii=False)[1:-1] if self.quoting == "json" else text
 
 
 @dataclass(frozen=True)
@@ -113,10 +144,18 @@ class ChatFormat:
     eos_ids: frozenset[int]
     tool: ToolTurn | None = None
     """How tool results look; ``None`` when no tools are offered or the template has no tool role."""
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Extra variables of every rendering (``chat_template_kwargs``, e.g. ``enable_thinking``)."""
+    system_in_user: bool = False
+    """The template refuses a system message: the system prompt opens the first user turn."""
 
     @classmethod
     def probe(
-        cls, tokenizer: Any, system: str, tools: Sequence[Mapping[str, Any]] | None = None
+        cls,
+        tokenizer: Any,
+        system: str,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
     ) -> ChatFormat:
         """Find the glue and suffix (and the tool-result pieces) of ``tokenizer``'s chat template."""
         if not getattr(tokenizer, "chat_template", None):
@@ -130,28 +169,27 @@ class ChatFormat:
                 "agent loop needs one to encode observations as plain text (load it with use_fast=True)"
             )
         tools_t = tuple(tools) if tools else None
-        head = messages_for(system, "turngym-user-probe")
+        kwargs = dict(template_kwargs or {})
         assistant = {"role": "assistant", "content": _ASSISTANT_MARK}
-        messages = [*head, assistant, {"role": "user", "content": _OBS_MARK}]
-        pieces = _cut(_render(tokenizer, messages, tools_t, True), (_ASSISTANT_MARK, _OBS_MARK))
+        rendered, fold = _render_probe(tokenizer, system, [assistant, {"role": "user", "content": _OBS_MARK}],
+                                       tools_t, kwargs)  # fmt: skip
+        head = messages_for(system, "turngym-user-probe", fold)
+        pieces = _cut(rendered, (_ASSISTANT_MARK, _OBS_MARK))
         if pieces is None:
             raise ConfigError(
                 "the chat template does not render message contents verbatim once each; the agent loop "
                 "cannot find where an assistant turn ends and an observation begins"
             )
-        eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-        for extra in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
-            tid = tokenizer.convert_tokens_to_ids(extra)
-            if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None:
-                eos.add(tid)
         return cls(
             tokenizer=tokenizer,
             system=system,
             tools=tools_t,
             glue=pieces[1],
             suffix=pieces[2],
-            eos_ids=frozenset(eos),
-            tool=_probe_tool_turn(tokenizer, [*head, assistant], tools_t) if tools_t else None,
+            eos_ids=_end_of_turn_ids(tokenizer, pieces[1]),
+            tool=_probe_tool_turn(tokenizer, [*head, assistant], tools_t, kwargs) if tools_t else None,
+            template_kwargs=kwargs,
+            system_in_user=fold,
         )
 
     def tool_calls(self, action: str) -> int:
@@ -168,8 +206,8 @@ class ChatFormat:
     def first_prompt(self, observation: str) -> list[int]:
         """The first prompt of an episode: system prompt, tools and the first observation."""
         slots = _Slots()
-        messages = messages_for(self.system, slots.add(observation, _OBSERVATION))
-        return self._encode_rendered(_render(self.tokenizer, messages, self.tools, True), slots)
+        messages = messages_for(self.system, slots.add(observation, _OBSERVATION), self.system_in_user)
+        return self._encode_rendered(self._render(messages), slots)
 
     def continuation(self, observation: str, action_ids: Sequence[int]) -> list[int]:
         """Tokens appended after a sampled action to present the next observation."""
@@ -177,7 +215,7 @@ class ChatFormat:
         if self.tool is not None:
             calls = self.tool_calls(self.tokenizer.decode(list(action_ids), skip_special_tokens=True))
         if self.tool is not None and calls:
-            answers = tool_answers(observation, calls)
+            answers = [self.tool.content(answer) for answer in tool_answers(observation, calls)]
             pieces = [(self.tool.glue, _TEMPLATE), (answers[0], _OBSERVATION)]
             for answer in answers[1:]:
                 pieces += [(self.tool.between, _TEMPLATE), (answer, _OBSERVATION)]
@@ -190,20 +228,42 @@ class ChatFormat:
         return ids
 
     def window_prompt(self, first_observation: str, history: Sequence[tuple[str, str]]) -> list[int]:
-        """A fresh prompt: the task, then ``(action, observation)`` pairs as chat turns."""
+        """A fresh prompt: the task, then ``(action, observation)`` pairs as chat turns.
+
+        Tool results are ``tool`` messages after the assistant turn that made the calls; a template
+        that refuses that (Mistral Nemo wants such a turn to carry ``tool_calls``, which other
+        templates would render a second time) gets them as user turns.
+        """
+        try:
+            return self._window_prompt(first_observation, history, tool_role=self.tool is not None)
+        except Exception:  # the template's raise_exception over tool messages: results as user turns
+            if self.tool is None:
+                raise
+            return self._window_prompt(first_observation, history, tool_role=False)
+
+    def _window_prompt(
+        self, first_observation: str, history: Sequence[tuple[str, str]], tool_role: bool
+    ) -> list[int]:
         slots = _Slots()
-        messages = messages_for(self.system, slots.add(first_observation, _OBSERVATION))
+        messages = messages_for(self.system, slots.add(first_observation, _OBSERVATION), self.system_in_user)
         for action, observation in history:
             messages.append({"role": "assistant", "content": slots.add(action, _ACTION)})
-            calls = self.tool_calls(action) if self.tool is not None else 0
-            if calls:
+            calls = self.tool_calls(action) if tool_role else 0
+            if calls and self.tool is not None:
                 messages += [
-                    {"role": "tool", "tool_call_id": f"call_{i}", "content": slots.add(answer, _OBSERVATION)}
+                    {
+                        "role": "tool",
+                        "tool_call_id": call_id(i),
+                        "content": slots.add(self.tool.content(answer), _OBSERVATION),
+                    }
                     for i, answer in enumerate(tool_answers(observation, calls))
                 ]
             else:
                 messages.append({"role": "user", "content": slots.add(observation, _OBSERVATION)})
-        return self._encode_rendered(_render(self.tokenizer, messages, self.tools, True), slots)
+        return self._encode_rendered(self._render(messages), slots)
+
+    def _render(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        return _render(self.tokenizer, messages, self.tools, True, self.template_kwargs)
 
     def _encode_rendered(self, text: str, slots: _Slots) -> list[int]:
         """Ids of a rendering with slots: the template's text as it encodes, slot texts by kind."""
@@ -307,26 +367,76 @@ def _cut(text: str, marks: Sequence[str]) -> list[str] | None:
     return [*pieces, rest]
 
 
+def _render_probe(
+    tokenizer: Any,
+    system: str,
+    tail: list[dict[str, str]],
+    tools: tuple[Mapping[str, Any], ...] | None,
+    kwargs: Mapping[str, Any],
+) -> tuple[str, bool]:
+    """The probe conversation rendered, and whether the system prompt had to join the user turn."""
+    try:
+        return _render(
+            tokenizer, [*messages_for(system, "turngym-user-probe"), *tail], tools, True, kwargs
+        ), False
+    except Exception as exc:  # the template's raise_exception: without a system turn, or a clear error
+        if not system:
+            raise ConfigError(
+                f"the chat template refused the agent loop's probe conversation: {exc}"
+            ) from exc
+        first_error = exc
+    try:
+        folded = messages_for(system, "turngym-user-probe", system_in_user=True)
+        return _render(tokenizer, [*folded, *tail], tools, True, kwargs), True
+    except Exception as exc:  # refused either way
+        raise ConfigError(
+            f"the chat template refused the agent loop's probe conversation: {first_error}"
+        ) from exc
+
+
+def _end_of_turn_ids(tokenizer: Any, glue: str) -> frozenset[int]:
+    """Ids that end an assistant turn: the tokenizer's eos and the glue's first token when special."""
+    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    first = _template_ids(tokenizer, glue)[:1]
+    specials = {t for t, added in tokenizer.added_tokens_decoder.items() if added.special}
+    return frozenset(eos | (set(first) & specials))
+
+
 def _probe_tool_turn(
-    tokenizer: Any, head: list[dict[str, str]], tools: tuple[Mapping[str, Any], ...]
+    tokenizer: Any,
+    head: list[dict[str, str]],
+    tools: tuple[Mapping[str, Any], ...],
+    kwargs: Mapping[str, Any],
 ) -> ToolTurn | None:
-    """The tool-result pieces of a template that has a tool role, else ``None``."""
+    """The tool-result pieces of a template that has a tool role, else ``None``.
+
+    The probe results end in :data:`_QUOTE_PROBE`; a template that writes them as they are is
+    ``verbatim``, one that writes them escaped inside a JSON string is ``json``.
+    """
     template = tokenizer.chat_template
     sources = template.values() if isinstance(template, Mapping) else [template]
     if not any(_TOOL_ROLE.search(source) for source in sources):
         return None  # the template writes role names generically; the model never saw a tool role
-    one = {"role": "tool", "tool_call_id": "call_0", "content": _OBS_MARK}
-    two = {"role": "tool", "tool_call_id": "call_1", "content": _SECOND_MARK}
+    one = {"role": "tool", "tool_call_id": call_id(0), "content": _OBS_MARK + _QUOTE_PROBE}
+    two = {"role": "tool", "tool_call_id": call_id(1), "content": _SECOND_MARK + _QUOTE_PROBE}
     try:
-        single = _render(tokenizer, [*head, one], tools, True)
-        double = _render(tokenizer, [*head, one, two], tools, True)
+        single = _render(tokenizer, [*head, one], tools, True, kwargs)
+        double = _render(tokenizer, [*head, one, two], tools, True, kwargs)
     except Exception:  # a template may refuse these messages (e.g. ids of its own format): use user turns
         return None
-    first = _cut(single, (_ASSISTANT_MARK, _OBS_MARK))
-    both = _cut(double, (_ASSISTANT_MARK, _OBS_MARK, _SECOND_MARK))
-    if first is None or both is None or both[1] != first[1]:
-        return None
-    return ToolTurn(glue=first[1], between=both[2], suffix=first[2])
+    for quoting in ("verbatim", "json"):
+        turn = ToolTurn("", "", "", quoting)
+        marks = [turn.content(mark + _QUOTE_PROBE) for mark in (_OBS_MARK, _SECOND_MARK)]
+        if all(mark in double for mark in marks):
+            first = _cut(single.replace(marks[0], _OBS_MARK), (_ASSISTANT_MARK, _OBS_MARK))
+            both = _cut(
+                double.replace(marks[0], _OBS_MARK).replace(marks[1], _SECOND_MARK),
+                (_ASSISTANT_MARK, _OBS_MARK, _SECOND_MARK),
+            )
+            if first is None or both is None or both[1] != first[1]:
+                return None
+            return ToolTurn(glue=first[1], between=both[2], suffix=first[2], quoting=quoting)
+    return None  # the results are rewritten some other way: user turns
 
 
 def _render(
@@ -334,8 +444,11 @@ def _render(
     messages: Sequence[Mapping[str, str]],
     tools: tuple[Mapping[str, Any], ...] | None,
     generation_prompt: bool,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> str:
-    kwargs: dict[str, Any] = {"tools": list(tools)} if tools else {}
+    kwargs: dict[str, Any] = {**(template_kwargs or {})}
+    if tools:
+        kwargs["tools"] = list(tools)
     return tokenizer.apply_chat_template(
         list(messages), tokenize=False, add_generation_prompt=generation_prompt, **kwargs
     )

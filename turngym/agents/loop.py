@@ -112,7 +112,7 @@ def _run_lockstep(
     config: LoopConfig,
     first_index: int,
 ) -> list[Trajectory]:
-    episodes = [_start(env_factory, tokenizer, job, first_index + k) for k, job in enumerate(jobs)]
+    episodes = [_start(env_factory, tokenizer, job, first_index + k, config) for k, job in enumerate(jobs)]
     window = config.window
     params = config.sampling
     while True:
@@ -188,10 +188,10 @@ def failure_stop(where: str, exc: BaseException, default: StopReason) -> tuple[S
     return (StopReason.TIMEOUT if timeout else default), f"{where}: {type(exc).__name__}: {exc}"
 
 
-def _start(env_factory: EnvFactory, tokenizer: Any, job: Job, index: int) -> _Episode:
+def _start(env_factory: EnvFactory, tokenizer: Any, job: Job, index: int, config: LoopConfig) -> _Episode:
     task_id, seed = job
     env = env_factory()
-    fmt = ChatFormat.probe(tokenizer, env.system_prompt, env_tools(env))
+    fmt = ChatFormat.probe(tokenizer, env.system_prompt, env_tools(env), config.chat_template_kwargs)
     ep = _Episode(env=env, job=job, fmt=fmt, index=index, started=time.monotonic())
     try:
         ep.observation, ep.info = env.reset(seed=seed, options={"task_id": task_id})

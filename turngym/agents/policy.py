@@ -230,6 +230,8 @@ class LoopConfig:
     episode_timeout_s: float | None = None
     """Wall-clock budget of one episode, checked before each turn (None: no limit); an episode past
     it ends as ``timeout``."""
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Extra variables for the chat template (Qwen3's ``enable_thinking``, Llama's ``date_string``)."""
 
     def __post_init__(self) -> None:
         _ = self.window  # raises ConfigError on a malformed context mode

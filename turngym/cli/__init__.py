@@ -18,6 +18,7 @@ from turngym.cli import eval as eval_cmds
 from turngym.cli import retriever as retriever_cmds
 from turngym.cli import sandbox as sandbox_cmds
 from turngym.cli import serve as serve_cmds
+from turngym.cli import template as template_cmds
 from turngym.cli import train as train_cmds
 from turngym.cli import view as view_cmds
 from turngym.errors import TurngymError
@@ -39,6 +40,7 @@ app.command("eval")(eval_cmds.evaluate)
 app.command("train")(train_cmds.train)
 app.command("sft")(train_cmds.sft)
 app.command("view")(view_cmds.view)
+app.command("template-check")(template_cmds.template_check)
 serve_app.command("tools")(serve_cmds.serve_tools)
 serve_app.command("retriever")(retriever_cmds.serve_retriever)
 serve_app.command("env")(serve_cmds.serve_env)

@@ -197,6 +197,12 @@ def evaluate(
         Path | None,
         typer.Option(help="Write the trajectories to this JSONL file, a report OUT.md and OUT.png beside it"),
     ] = None,
+    template_kwarg: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="hf/vllm: chat_template_kwargs entry KEY=VALUE (repeatable), e.g. enable_thinking=false"
+        ),
+    ] = None,
 ) -> None:
     """Evaluate an agent on an environment and print success rate, return, turns and speed."""
     if agent not in BASELINES and not agent.startswith(("hf:", "vllm:", "openai:")):
@@ -247,6 +253,7 @@ def evaluate(
             max_context_tokens=max_context,
             batch_size=concurrency,
             env_id=env_id,
+            chat_template_kwargs=parse_options(template_kwarg),
         )
         policy = _load_policy(agent, model, api, concurrency, threads, device)
         try:

@@ -10,12 +10,19 @@ Every run gets a new directory, ``runs/<env>-<estimator>-<date>-<time>`` (``runs
 the newest), unless ``-o DIR`` (or ``output_dir``) names one, which must not hold a run yet.
 ``--resume DIR`` continues the run in DIR with the config it recorded (``--set iterations=N``
 extends it); a finished run says so and is left as it is.
+
+``--nproc N`` (N > 1) runs the job in N processes: it resolves the run directory, then replaces
+itself with ``torchrun --nproc-per-node N -m turngym.cli train ... -o DIR`` on 127.0.0.1 (FSDP2
+learner, rollouts split across ranks: :mod:`turngym.trainers.distributed`). Under a ``torchrun``
+of one's own (several nodes), name the run directory with ``-o`` or ``--resume``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,9 +51,17 @@ def train(
         None, "--resume", help="Continue the run in this directory, with the config it recorded."
     ),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+    nproc: int = typer.Option(
+        1, "--nproc", help="Training processes on this machine (> 1: torchrun, an FSDP2 learner)."
+    ),
 ) -> None:
     """Train a policy with GRPO-family RL (default: the tiny model on Maze with GiGPO)."""
     overrides = list(set_ or [])
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and nproc > 1:
+        raise ConfigError("--nproc starts torchrun itself; under torchrun leave it out")
     notes: list[str] = []
     if resume is not None:
         if output_dir:
@@ -61,6 +76,10 @@ def train(
     else:
         explicit = bool(output_dir) or _names_output_dir(config, overrides)
         cfg, notes = resolve_config(config, overrides + ([f"output_dir={output_dir}"] if output_dir else []))
+        if not explicit and world_size > 1:
+            raise ConfigError(
+                "under torchrun every rank must train the same run: name its directory with -o DIR"
+            )
         if not explicit:
             cfg = replace(cfg, output_dir=str(new_run_dir(cfg)))
     err = Console(stderr=True, highlight=False)
@@ -70,10 +89,18 @@ def train(
     if print_config:
         console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), markup=False)
         return
+    if nproc > 1:
+        named = ["-o", cfg.output_dir] if resume is None and not output_dir else []
+        if resume is None and not (output_dir or _names_output_dir(config, overrides)):
+            Path(cfg.output_dir).parent.mkdir(parents=True, exist_ok=True)
+            _link_latest(Path(cfg.output_dir))
+        _exec_torchrun(nproc, [*_without_nproc(sys.argv[1:]), *named])
     from turngym.trainers.loop import train as run_train
 
     auto_named = resume is None and not (output_dir or _names_output_dir(config, overrides))
     result = run_train(cfg, resume=resume is not None, on_start=_link_latest if auto_named else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # rank 0 prints the result
     out, report = result.output_dir, result.report
     if result.already_finished:
         n = int(report["iterations"])
@@ -93,6 +120,33 @@ def train(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    """``args`` without ``--nproc N`` / ``--nproc=N``."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def _exec_torchrun(nproc: int, args: list[str]) -> None:
+    """Replace this process with ``torchrun`` running ``turngym ARGS`` (``train ...``) in ``nproc``
+    processes."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+        "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "turngym.cli", *args,
+    ]  # fmt: skip
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
 
 
 def resolve_config(path: Path | None, overrides: list[str]) -> tuple[TrainConfig, list[str]]:

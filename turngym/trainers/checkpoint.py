@@ -6,6 +6,8 @@ taken after, the run's history (evaluations so far) and the config digest. It is
 temporary directory first and renamed into place, then ``checkpoints/latest`` is replaced
 atomically, so a SIGKILL at any moment leaves either the previous or the new checkpoint, never a
 torn one. Resuming with a config whose digest differs is refused (:class:`CheckpointError`).
+A run of several processes (:mod:`turngym.trainers.distributed`) keeps its model and optimizer
+sharded in the checkpoint's ``learner/`` directory instead (``state.pt`` then has ``sharded: True``).
 
 :func:`open_run` decides, reading only, whether a run may start or continue in a directory, so a
 refused run leaves the directory exactly as it was.
@@ -47,6 +49,8 @@ class Checkpoint:
     history: dict[str, Any]
     config_digest: str
     path: Path
+    sharded: bool = False
+    """Model and optimizer are in ``path/learner`` (``torch.distributed.checkpoint``), not above."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -74,27 +78,47 @@ def save_checkpoint(
     """Write checkpoint ``iteration`` under ``root`` atomically and prune to the ``keep`` newest."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"iter-{iteration:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        torch.save(
-            {
-                "iteration": iteration,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                "rng": rng_state(),
-                "history": history,
-                "config_digest": config_digest,
-            },
-            tmp / STATE_FILE,
-        )
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        write_state(tmp, iteration, state, scheduler=scheduler, history=history, config_digest=config_digest)
+        return publish_checkpoint(root, tmp, iteration, keep=keep)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def write_state(
+    tmp: Path,
+    iteration: int,
+    weights: dict[str, Any],
+    *,
+    scheduler: Any,
+    history: dict[str, Any],
+    config_digest: str,
+) -> None:
+    """``tmp/state.pt``: ``weights`` (model and optimizer state, or ``sharded: True``), the
+    scheduler, the RNG states, the history and the config digest."""
+    torch.save(
+        {
+            "iteration": iteration,
+            **weights,
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "rng": rng_state(),
+            "history": history,
+            "config_digest": config_digest,
+        },
+        tmp / STATE_FILE,
+    )
+
+
+def publish_checkpoint(root: Path, tmp: Path, iteration: int, *, keep: int) -> Path:
+    """Rename the written ``tmp`` into place as checkpoint ``iteration``, point ``latest`` at it
+    atomically and prune to the ``keep`` newest."""
+    final = root / f"iter-{iteration:06d}"
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
     pointer = root / f".{LATEST}.tmp"
     pointer.write_text(final.name)
     os.replace(pointer, root / LATEST)
@@ -130,13 +154,14 @@ def load_checkpoint(path: str | Path, *, config_digest: str | None = None) -> Ch
         )
     return Checkpoint(
         iteration=int(data["iteration"]),
-        model=data["model"],
-        optimizer=data["optimizer"],
+        model=data.get("model") or {},
+        optimizer=data.get("optimizer") or {},
         scheduler=data["scheduler"],
         rng=data["rng"],
         history=data["history"],
         config_digest=data["config_digest"],
         path=path,
+        sharded=bool(data.get("sharded", False)),
     )
 
 

@@ -66,6 +66,8 @@ class RolloutConfig:
     ``policy_error``, ``timeout``); a group still failing after them is dropped and counted."""
     episode_timeout_s: float | None = None
     """Wall-clock budget of one episode (None: none); an episode past it is a ``timeout`` failure."""
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra chat-template variables of every prompt, e.g. ``{enable_thinking: false}`` (Qwen3)."""
 
 
 @dataclass

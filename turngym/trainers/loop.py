@@ -26,6 +26,10 @@ without a run, a resumed one the same settings); every stage announces itself on
 (:class:`~turngym.trainers.metrics.ProgressReport`).
 Randomness is a function of ``(seed, iteration)``, so resuming from a checkpoint reproduces an
 uninterrupted run exactly on CPU.
+
+Under ``torchrun`` (``turngym train --nproc N``) every rank runs this function: rollouts are split
+across ranks, the learner is an FSDP2-sharded copy of the model, checkpoints are sharded, and rank 0
+alone evaluates and writes logs, reports and ``final/`` (:mod:`turngym.trainers.distributed`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,17 @@ from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.dashboard import DASHBOARD_DIR, write_dashboards
+from turngym.trainers.distributed import (
+    World,
+    barrier,
+    close_world,
+    full_state_dict,
+    init_world,
+    load_full_state_dict,
+    load_sharded,
+    save_checkpoint_sharded,
+    shard,
+)
 from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
 from turngym.trainers.rollout import (
     collect_rollouts,
@@ -102,7 +117,7 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
 
 
 def gather_groups(
-    policy: Any, config: TrainConfig, iteration: int
+    policy: Any, config: TrainConfig, iteration: int, world: World = World()
 ) -> tuple[list[list[Trajectory]], list, dict]:
     """Stage 1 with dynamic sampling: (raw groups, shaped groups, stats)."""
     raw_all: list[list[Trajectory]] = []
@@ -111,7 +126,7 @@ def gather_groups(
     seen = 0
     stats: dict[str, float] = {}
     for round_ in range(rounds):
-        rollouts = collect_rollouts(policy, policy.tokenizer, config, iteration, round_)
+        rollouts = collect_rollouts(policy, policy.tokenizer, config, iteration, round_, world)
         for key, value in rollouts.stats.items():
             stats[key] = stats.get(key, 0.0) + value
         raw = rollouts.groups
@@ -160,9 +175,22 @@ def train(
     returned as it is (``already_finished``), unchanged.
     """
     config.validate()
+    world = init_world(config.model.device)
+    try:
+        return _train(config, resume, on_start, world)
+    finally:
+        close_world(world)
+
+
+def _train(
+    config: TrainConfig, resume: bool, on_start: Callable[[Path], None] | None, world: World
+) -> TrainResult:
+    if world.distributed and not config.model.model.startswith("hf:"):
+        raise ConfigError(f"model.model={config.model.model}: several processes train hf: models only")
     out = Path(config.output_dir)
-    progress = ProgressReport(enabled=config.progress)
+    progress = ProgressReport(enabled=config.progress and world.main)
     opened = open_run(config, resume=resume)
+    barrier(world)  # every rank has read the directory before rank 0 writes to it
     if opened.finished:
         return TrainResult(json.loads((out / REPORT_FILE).read_text()), out, already_finished=True)
     _check_model_dir(config.model.model)
@@ -172,11 +200,12 @@ def train(
 
     progress.stage(f"building the policy {config.model.model} on {config.model.device}")
     policy = load_policy(config)
-    out.mkdir(parents=True, exist_ok=True)  # accepted: from here on the run directory is written
-    (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    if on_start is not None:
-        on_start(out)
-    model = policy.model
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)  # accepted: from here on the run directory is written
+        (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        if on_start is not None:
+            on_start(out)
+    model = shard(copy.deepcopy(policy.model), world) if world.distributed else policy.model
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
     )
@@ -187,7 +216,8 @@ def train(
     history: dict[str, Any] = {}
 
     def checkpoint(iteration: int) -> None:
-        save_checkpoint(
+        save = save_checkpoint_sharded if world.distributed else save_checkpoint
+        save(
             ckpt_root,
             iteration,
             model=model,
@@ -196,23 +226,33 @@ def train(
             history=history,
             config_digest=digest,
             keep=config.keep_checkpoints,
+            **({"world": world} if world.distributed else {}),
         )
 
     ckpt = opened.checkpoint
     if ckpt is not None:
         progress.stage(f"resuming {out} after iteration {ckpt.iteration} of {config.iterations}")
-        model.load_state_dict(ckpt.model)
-        policy.update_weights({})  # a sampler apart from the learner (vllm) gets the restored weights
-        optimizer.load_state_dict(ckpt.optimizer)
+        if ckpt.sharded != world.distributed:
+            kind = (
+                "several processes (resume it with --nproc)" if ckpt.sharded else "one process (no --nproc)"
+            )
+            raise ConfigError(f"{ckpt.path} was written by {kind}")
+        if ckpt.sharded:
+            load_sharded(ckpt.path, model, optimizer)
+            policy.update_weights(full_state_dict(model))
+        else:
+            model.load_state_dict(ckpt.model)
+            policy.update_weights({})  # a sampler apart from the learner (vllm) gets the restored weights
+            optimizer.load_state_dict(ckpt.optimizer)
         scheduler.load_state_dict(ckpt.scheduler)
         restore_rng(ckpt.rng)
         history.update(ckpt.history)
         start = ckpt.iteration
-        log = MetricsLog(out, resume_after=start, tensorboard=config.tensorboard)
+        log = _metrics_log(out, start, config, world)
         history["resumed_at"].append(start)
     else:
         progress.stage(f"run directory {out}")
-        log = MetricsLog(out, resume_after=None, tensorboard=config.tensorboard)
+        log = _metrics_log(out, None, config, world)
         history.update({"sft": {}, "evals": [], "resumed_at": []})
         if config.sft.enabled:
             progress.stage(
@@ -220,9 +260,11 @@ def train(
                 f"{config.env.env_id}"
             )
             t0 = time.perf_counter()
-            history["sft"] = supervised_finetune(
-                model, policy.pad_id, expert_demos(policy.tokenizer, config), config
+            history["sft"] = supervised_finetune(  # every rank the same steps on its own full copy
+                policy.model, policy.pad_id, expert_demos(policy.tokenizer, config), config
             )
+            if world.distributed:
+                load_full_state_dict(model, policy.model.state_dict())
             history["sft"]["sft/seconds"] = time.perf_counter() - t0
             sft = history["sft"]
             progress.stage(
@@ -230,18 +272,20 @@ def train(
                 f"in {sft['sft/seconds']:.0f} s"
             )
         policy.update_weights({})
-        progress.stage(f"evaluating the warm start on {config.eval.episodes} held-out episodes")
-        warm = {**evaluate(policy, policy.tokenizer, config), **history["sft"]}
-        progress.stage(f"warm start: held-out success {_held_out(warm)}")
-        history["evals"].append({"iteration": 0, **warm})
-        log.write(0, warm)
+        if world.main:
+            progress.stage(f"evaluating the warm start on {config.eval.episodes} held-out episodes")
+            warm = {**evaluate(policy, policy.tokenizer, config), **history["sft"]}
+            progress.stage(f"warm start: held-out success {_held_out(warm)}")
+            history["evals"].append({"iteration": 0, **warm})
+            log.write(0, warm)
+            torch.save(policy.model.state_dict(), out / WARM_START)
         start = 0
-        torch.save(model.state_dict(), out / WARM_START)
+        barrier(world)
         checkpoint(0)
 
     reference = None
     if config.loss.kl_coef:  # the frozen warm start, also after a resume
-        reference = copy.deepcopy(model).eval()
+        reference = copy.deepcopy(policy.model).eval()
         reference.load_state_dict(torch.load(out / WARM_START, map_location="cpu", weights_only=True))
     probe = env_factory(config, "train")()
     settings = update_settings(config, probe.max_turns)
@@ -254,8 +298,10 @@ def train(
         )
     progress.start_iterations(done=start, total=config.iterations)
     for iteration in range(start + 1, config.iterations + 1):
-        metrics = run_iteration(config, policy, optimizer, scheduler, settings, iteration, reference)
-        if iteration % config.eval.every == 0 or iteration == config.iterations:
+        metrics = run_iteration(
+            config, policy, optimizer, scheduler, settings, iteration, reference, learner=model, world=world
+        )
+        if world.main and (iteration % config.eval.every == 0 or iteration == config.iterations):
             t0 = time.perf_counter()
             result = evaluate(policy, policy.tokenizer, config)
             metrics.update(result)
@@ -267,8 +313,29 @@ def train(
         progress.iteration(iteration, metrics)
     progress.close()
     log.close()
+    if not world.main:
+        barrier(world)  # rank 0 writes the report
+        return TrainResult(json.loads((out / REPORT_FILE).read_text()), out)
     progress.stage("writing report.json, plot.png and final/")
-    return TrainResult(write_report(config, policy, history, time.perf_counter() - started), out)
+    result = TrainResult(write_report(config, policy, history, time.perf_counter() - started), out)
+    barrier(world)
+    return result
+
+
+class _NoLog:
+    """The metrics sink of ranks other than 0."""
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _metrics_log(out: Path, resume_after: int | None, config: TrainConfig, world: World) -> Any:
+    if not world.main:
+        return _NoLog()
+    return MetricsLog(out, resume_after=resume_after, tensorboard=config.tensorboard)
 
 
 def _check_model_dir(model: str) -> None:
@@ -293,18 +360,22 @@ def run_iteration(
     settings: UpdateSettings,
     iteration: int,
     reference: torch.nn.Module | None,
+    *,
+    learner: torch.nn.Module | None = None,
+    world: World = World(),
 ) -> dict[str, float]:
-    """Stages 1-5 of one iteration; returns its metrics."""
-    model = policy.model
+    """Stages 1-5 of one iteration; returns its metrics. ``learner``: the module trained (default:
+    the policy's own; with several processes an FSDP-sharded copy, synced into the policy after)."""
+    model = policy.model if learner is None else learner
     t0 = time.perf_counter()
-    raw, shaped, stats = gather_groups(policy, config, iteration)
+    raw, shaped, stats = gather_groups(policy, config, iteration, world)
     t1 = time.perf_counter()
     metrics = {**rollout_metrics(raw, shaped), **stats}
     if not shaped:
         return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     advantages, credit_stats = compute_group_advantages(config, trainable(shaped))
     t2 = time.perf_counter()
-    if rollouts_due(config.rollouts_every, iteration):
+    if world.main and rollouts_due(config.rollouts_every, iteration):  # groups are gathered to every rank
         c = config.credit
         metrics["perf/rollouts_write_s"] = write_rollouts(
             config.output_dir, iteration, raw, shaped, advantages, estimator=c.estimator, params=c.params,
@@ -327,8 +398,11 @@ def run_iteration(
         with torch.no_grad():
             ref = token_logprobs(reference, batch, temperature=settings.temperature).logprobs
     generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
-    update = ppo_update(model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref)
-    policy.update_weights({})  # sync the rollout policy: hf shares the module (a version bump), vllm reloads
+    update = ppo_update(
+        model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref, world=world
+    )
+    # sync the rollout policy: hf shares the module (a version bump), vllm reloads, FSDP gathers
+    policy.update_weights(full_state_dict(model) if world.distributed else {})
     t3 = time.perf_counter()
     metrics.update(credit_stats)
     metrics.update(update)

@@ -31,6 +31,7 @@ from turngym.envs import make
 from turngym.envs.core import TextEnv
 from turngym.errors import TrainerError
 from turngym.trainers.config import EvalConfig, RolloutConfig, TrainConfig
+from turngym.trainers.distributed import World, gather, share
 from turngym.trajectory import Trajectory
 
 
@@ -53,6 +54,7 @@ def loop_config(
         batch_size=max(batch, 1),
         env_id=env_id,
         episode_timeout_s=rollout.episode_timeout_s,
+        chat_template_kwargs=rollout.chat_template_kwargs,
     )
 
 
@@ -65,21 +67,31 @@ class Rollouts:
 
 
 def collect_rollouts(
-    policy: Policy, tokenizer: Any, config: TrainConfig, iteration: int, round_: int = 0
+    policy: Policy,
+    tokenizer: Any,
+    config: TrainConfig,
+    iteration: int,
+    round_: int = 0,
+    world: World = World(),
 ) -> Rollouts:
-    """Up to ``groups_per_iteration`` groups of ``group_size`` trajectories without a failure."""
+    """Up to ``groups_per_iteration`` groups of ``group_size`` trajectories without a failure.
+
+    With several processes (``world``) each rank plays its share of the groups with sampling seeds
+    of its own, and every rank gets all the groups (in group order) and the summed statistics.
+    """
     r = config.rollout
     rng = np.random.default_rng([config.seed, iteration, round_])
     tasks = rng.choice(config.env.train_tasks, size=r.groups_per_iteration, replace=False)
     jobs = [(int(task), derive_seed(config.seed, iteration, round_, int(task))) for task in tasks]
     done: dict[int, list[Trajectory]] = {}
     failures: Counter[str] = Counter()
-    pending = list(range(len(jobs)))
+    pending = share(range(len(jobs)), world)
     retried: set[int] = set()
     for attempt in range(r.max_retries + 1):
         if not pending:
             break
         seed_parts = (config.seed, iteration, round_, 7) + ((attempt,) if attempt else ())
+        seed_parts += (world.rank, world.size) if world.distributed else ()
         flat_jobs = [jobs[g] for g in pending for _ in range(r.group_size)]
         cfg = loop_config(
             r,
@@ -103,11 +115,15 @@ def collect_rollouts(
                 meta = {"group": f"{task}:{seed}", "attempt": attempt}
                 done[g] = [replace(t, metadata={**t.metadata, **meta}) for t in group]
         pending = still
-    stats = {
-        "rollout/retried_groups": float(len(retried)),
-        "rollout/dropped_groups": float(len(pending)),
-        **{f"rollout/failures/{reason}": float(n) for reason, n in sorted(failures.items())},
-    }
+    counts: Counter[str] = Counter()
+    for ((rank_done, retried_n, dropped_n, rank_failures),) in gather(
+        [(done, len(retried), len(pending), dict(failures))], world
+    ):
+        done.update(rank_done)
+        counts.update({"rollout/retried_groups": retried_n, "rollout/dropped_groups": dropped_n})
+        counts.update({f"rollout/failures/{reason}": n for reason, n in rank_failures.items()})
+    stats = {key: float(counts.get(key, 0)) for key in ("rollout/retried_groups", "rollout/dropped_groups")}
+    stats.update({key: float(n) for key, n in sorted(counts.items()) if key.startswith("rollout/failures/")})
     return Rollouts([done[g] for g in sorted(done)], stats)
 
 

@@ -10,7 +10,9 @@ trajectory is one row and the budgets are exact; in ``window:k`` a chunk takes w
 while it fits, and a trajectory with more turns than the budget is a chunk of its own. The token
 weights of the loss aggregation are computed once per mini-batch and each micro-batch uses its
 rows of them, so the summed micro-batch losses and their gradients equal those of the whole
-mini-batch in one pass (accumulation 1 × 8 = 8 × 1).
+mini-batch in one pass (accumulation 1 × 8 = 8 × 1). With ``world`` (several processes, an FSDP
+learner: :mod:`turngym.trainers.distributed`) the micro-batches of each mini-batch are dealt
+round-robin to the ranks and the sum is taken over ranks, so the step is the same.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from turngym.trainers.batching import TrainBatch, sequence_chunks
+from turngym.trainers.distributed import World, reduce_sums
 from turngym.trainers.losses import token_weights, total_loss
 
 
@@ -79,21 +82,32 @@ def minibatch_loss(
     settings: UpdateSettings,
     *,
     ref_logprobs: torch.Tensor | None = None,
+    world: World = World(),
 ) -> dict[str, float]:
     """Forward/backward of one mini-batch in micro-batches of whole trajectories; gradients
-    accumulate in ``model``."""
+    accumulate in ``model``.
+
+    With several ranks, rank r runs micro-batches r, r + N, ...; its loss is scaled by N (FSDP
+    averages gradients over ranks) and a rank short of a micro-batch runs micro-batch 0 with weight 0,
+    so every rank makes the same collective calls. The returned sums are over all ranks.
+    """
     weights = token_weights(
         batch.loss_mask, settings.aggregation, seq_ids=batch.seq_ids, norm_tokens=settings.max_len
     )
     num_tokens = float(batch.loss_mask.sum().clamp(min=1))
     totals: dict[str, float] = {}
-    for chunk in sequence_chunks(batch.seq_ids, settings.micro_batch_rows):
+    chunks = [
+        c
+        for c in sequence_chunks(batch.seq_ids, settings.micro_batch_rows)
+        if batch.select(c).num_loss_tokens
+    ]
+    for index in range(world.rank, -(-len(chunks) // world.size) * world.size, world.size):
+        real = index < len(chunks)
+        chunk = chunks[index if real else 0]
         rows = torch.tensor(chunk, dtype=torch.long)
         micro = batch.select(chunk)
-        if micro.num_loss_tokens == 0:
-            continue
         width = micro.input_ids.shape[1]
-        weight = float(micro.loss_mask.sum()) / num_tokens
+        weight = float(micro.loss_mask.sum()) / num_tokens if real else 0.0
         need_entropy = settings.entropy_coef > 0
         out = token_logprobs(model, micro, temperature=settings.temperature, with_entropy=need_entropy)
         device = out.logprobs.device
@@ -115,12 +129,12 @@ def minibatch_loss(
             entropy_coef=settings.entropy_coef,
             agg={"weights": weights[rows][:, :width].to(device), "seq_ids": micro.seq_ids.to(device)},
         )
-        loss.backward()
+        (loss * (world.size if real else 0.0)).backward()
         for key, value in stats.items():  # sums of losses; token-weighted means of diagnostics
             totals[key] = totals.get(key, 0.0) + (
-                value if key in ("loss/policy", "loss/total") else value * weight
+                (value if real else 0.0) if key in ("loss/policy", "loss/total") else value * weight
             )
-    return totals
+    return reduce_sums(totals, world)
 
 
 def ppo_update(
@@ -132,9 +146,10 @@ def ppo_update(
     *,
     generator: torch.Generator,
     ref_logprobs: torch.Tensor | None = None,
+    world: World = World(),
 ) -> dict[str, float]:
     """``settings.epochs`` passes of mini-batch steps over shuffled trajectories; returns the mean
-    diagnostics."""
+    diagnostics. Every rank of ``world`` passes the same batch and generator state."""
     model.train()
     sums: dict[str, float] = {}
     steps = 0
@@ -145,8 +160,9 @@ def ppo_update(
                 continue
             optimizer.zero_grad(set_to_none=True)
             ref = None if ref_logprobs is None else ref_logprobs[rows]
-            stats = minibatch_loss(model, mini, settings, ref_logprobs=ref)
+            stats = minibatch_loss(model, mini, settings, ref_logprobs=ref, world=world)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()

@@ -207,8 +207,8 @@ def test_a_template_that_refuses_tool_messages_falls_back_to_user_turns(tiny_tok
     tokenizer = copy.deepcopy(tiny_tokenizer)
     tokenizer.chat_template = (
         "{%- for m in messages %}"
-        "{%- if m.role == 'tool' and m.tool_call_id | length != 9 %}"
-        "{{- raise_exception('tool call ids must be 9 characters') }}{%- endif %}"
+        "{%- if m.role == 'tool' and not m.tool_call_id.startswith('toolu_') %}"
+        "{{- raise_exception('tool call ids must start with toolu_') }}{%- endif %}"
         "{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{%- endfor %}"
         "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
     )

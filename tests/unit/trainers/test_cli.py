@@ -187,3 +187,35 @@ def test_console_script_prints_one_line_instead_of_a_traceback():
     assert done.returncode == 2
     assert "did you mean 'group_size'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_nproc_is_checked_and_a_torchrun_rank_needs_a_named_run(tmp_path, monkeypatch):
+    result = CliRunner().invoke(app, ["train", "--nproc", "0", "-o", str(tmp_path / "r")])
+    assert isinstance(result.exception, ConfigError) and "--nproc must be >= 1" in str(result.exception)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = CliRunner().invoke(app, ["train"])
+    assert isinstance(result.exception, ConfigError) and "-o DIR" in str(result.exception)
+    result = CliRunner().invoke(app, ["train", "--nproc", "2", "-o", str(tmp_path / "r")])
+    assert isinstance(result.exception, ConfigError) and "under torchrun leave it out" in str(
+        result.exception
+    )
+
+
+def test_nproc_execs_torchrun_with_the_resolved_run_directory(tmp_path, monkeypatch):
+    calls = []
+
+    def execv(path, argv):
+        calls.append(argv)
+        raise SystemExit(0)  # the process would be torchrun from here on
+
+    monkeypatch.setattr("turngym.cli.train.os.execv", execv)
+    monkeypatch.setattr("sys.argv", ["turngym", "train", "--nproc", "2", "--set", "iterations=3"])
+    monkeypatch.chdir(tmp_path)
+    CliRunner().invoke(app, ["train", "--nproc", "2", "--set", "iterations=3"])
+    (argv,) = calls
+    assert argv[1:5] == [*"-m torch.distributed.run --nproc-per-node 2".split()]
+    assert argv[5:7] == ["--master-addr", "127.0.0.1"]
+    tail = argv[argv.index("turngym.cli") + 1 :]
+    assert tail[:3] == ["train", "--set", "iterations=3"] and tail[3] == "-o"
+    assert NEW_RUN.search(tail[4]) and "--nproc" not in tail
+    assert (tmp_path / "runs" / "latest").is_symlink()  # the new run is runs/latest, as with one process
