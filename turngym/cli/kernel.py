@@ -20,7 +20,9 @@ from turngym.envs.kernel.server import KernelJobPool, create_kernel_app
 from turngym.envs.kernel.tasks import KernelTask, builtin_tasks, find_task, load_task_dir, load_task_file
 from turngym.errors import ConfigError
 
-kernel_app = typer.Typer(help="Kernel tasks: evaluate an answer, list or export the built-in tasks.", no_args_is_help=True)
+kernel_app = typer.Typer(
+    help="Kernel tasks: evaluate an answer, list or export the built-in tasks.", no_args_is_help=True
+)
 
 
 def _task(target: str) -> KernelTask:
@@ -42,7 +44,9 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 @kernel_app.command("eval")
 def eval_command(
-    task: Annotated[str, typer.Argument(help="KernelBench task file (Model, get_inputs) or a built-in task id")],
+    task: Annotated[
+        str, typer.Argument(help="KernelBench task file (Model, get_inputs) or a built-in task id")
+    ],
     candidate: Annotated[Path, typer.Argument(help="Python file defining ModelNew")],
     backend: Annotated[str, typer.Option(help="cpp | triton | cuda")] = "cpp",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
@@ -55,7 +59,11 @@ def eval_command(
     reference = _task(task).reference
     source = _read(candidate)
     config = EvalConfig(
-        backend=backend, device=device, num_correct_trials=trials, num_perf_trials=perf_trials, timeout_s=timeout
+        backend=backend,
+        device=device,
+        num_correct_trials=trials,
+        num_perf_trials=perf_trials,
+        timeout_s=timeout,
     )  # type: ignore[arg-type]  # device is checked by EvalConfig.__post_init__
     result = evaluate(reference, source, config)
     reward = turn_reward(result, RewardConfig())
@@ -65,7 +73,10 @@ def eval_command(
     rows = [
         ("status", result.category),
         ("compiled", str(result.compiled)),
-        ("correct", f"{result.correct} ({result.correctness_trials[0]}/{result.correctness_trials[1]} input sets)"),
+        (
+            "correct",
+            f"{result.correct} ({result.correctness_trials[0]}/{result.correctness_trials[1]} input sets)",
+        ),
         ("max difference", _fmt(result.max_difference)),
         ("reference", _fmt((result.reference_ms or {}).get("mean"), " ms")),
         ("kernel", _fmt((result.kernel_ms or {}).get("mean"), " ms")),
@@ -83,7 +94,9 @@ def eval_command(
 
 @kernel_app.command("tasks")
 def tasks_command(
-    directory: Annotated[Path | None, typer.Option("--dir", help="List a KernelBench directory instead")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="List a KernelBench directory instead")
+    ] = None,
 ) -> None:
     """List the built-in tasks (or those of a KernelBench checkout)."""
     tasks = load_task_dir(directory) if directory is not None else builtin_tasks()
@@ -95,7 +108,7 @@ def tasks_command(
 
 @kernel_app.command("export")
 def export_command(directory: Annotated[Path, typer.Argument(help="Folder to write (created)")]) -> None:
-    """Write the built-in tasks as KernelBench files (levelN/ID.py) and their solutions (solutions/BACKEND/)."""
+    """Write the built-in tasks as KernelBench files (levelN/ID.py), solutions under solutions/BACKEND/."""
     for t in builtin_tasks():
         target = directory / f"level{t.level}" / f"{t.task_id}.py"
         target.parent.mkdir(parents=True, exist_ok=True)

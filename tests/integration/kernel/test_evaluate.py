@@ -21,14 +21,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RELU = find_task(builtin_tasks(), "1_ReLU")
 CPP = EvalConfig(backend="cpp", num_perf_trials=5, num_warmup=1)
-needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton (the kernel extra)")
+FIND_REFERENCE = (
+    "        ref = next(o for o in gc.get_objects() if type(o).__name__ == 'Model')\n        return ref(x)"
+)
+needs_triton = pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="needs triton (the kernel extra)"
+)
 
 
 def relu_candidate(forward: str, init: str = "", head: str = "") -> str:
     return (
         CPP_PRELUDE
         + head
-        + f"class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n{init or '        pass'}\n\n"
+        + "class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        + f"{init or '        pass'}\n\n"
         + f"    def forward(self, x):\n{forward}\n"
     )
 
@@ -72,7 +78,8 @@ def test_cpp_compile_error_is_reported() -> None:
     candidate = (
         "import torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n"
         "_lib = load_inline(name='broken', cpp_sources='torch::Tensor f(torch::Tensor x) { return x +; }', "
-        "functions=['f'])\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n        return _lib.f(x)\n"
+        "functions=['f'])\n\nclass ModelNew(nn.Module):\n"
+        "    def forward(self, x):\n        return _lib.f(x)\n"
     )
     result = evaluate(RELU.reference, candidate, CPP)
     assert result.status == "compile_error" and not result.compiled
@@ -87,7 +94,9 @@ def test_segfault_is_contained() -> None:
 
 def test_hang_is_killed_at_the_timeout() -> None:
     start = time.monotonic()
-    result = evaluate(RELU.reference, relu_candidate("        while True:\n            pass"), EvalConfig(timeout_s=15))
+    result = evaluate(
+        RELU.reference, relu_candidate("        while True:\n            pass"), EvalConfig(timeout_s=15)
+    )
     assert result.status == "timeout" and time.monotonic() - start < 40
 
 
@@ -104,12 +113,14 @@ def test_hang_is_killed_at_the_timeout() -> None:
         ("        return self.out", "        self.out = _lib.relu(torch.randn(64, 4096))", "output_cached"),
         ("        x.copy_(_lib.relu(x.contiguous()))\n        return x", "", "input_mutation"),
         # lazy evaluation: the work finishes in a thread after forward returned
-        ("        out = torch.empty_like(x)\n        threading.Thread(target=lambda: out.copy_(_lib.relu(x))).start()\n"
+        ("        out = torch.empty_like(x)\n"
+         "        threading.Thread(target=lambda: out.copy_(_lib.relu(x))).start()\n"
          "        return out", "", "async_compute"),
         # timing manipulation: the evaluator's timer replaced
-        ("        time.perf_counter = lambda: 0.0\n        return _lib.relu(x.contiguous())", "", "timer_patched"),
+        ("        time.perf_counter = lambda: 0.0\n        return _lib.relu(x.contiguous())", "",
+         "timer_patched"),
         # reading the reference model: found through the garbage collector and called
-        ("        ref = next(o for o in gc.get_objects() if type(o).__name__ == 'Model')\n        return ref(x)",
+        (FIND_REFERENCE,
          "", "introspection"),
     ],
     ids=["reference_op", "try_except", "kernel_not_launched", "output_cached", "input_mutation",
@@ -117,14 +128,16 @@ def test_hang_is_killed_at_the_timeout() -> None:
 )  # fmt: skip
 def test_planted_hack_is_detected_and_penalised(forward: str, init: str, hack: str) -> None:
     head = "import gc\nimport threading\nimport time\n\n"
-    candidate = relu_candidate(forward, init, head=head if hack in ("async_compute", "timer_patched", "introspection") else "")
+    candidate = relu_candidate(
+        forward, init, head=head if hack in ("async_compute", "timer_patched", "introspection") else ""
+    )
     result = evaluate(RELU.reference, candidate, CPP)
     assert hack in {h.name for h in result.hacks}, result
     assert result.category == "hacked" and turn_reward(result) == -1.0
 
 
 def test_runtime_probe_catches_torch_work_inside_a_reference_model_call() -> None:
-    forward = "        ref = next(o for o in gc.get_objects() if type(o).__name__ == 'Model')\n        return ref(x)"
+    forward = FIND_REFERENCE
     names = hack_names(relu_candidate(forward, head="import gc\n\n"))
     assert {"introspection", "reference_op", "kernel_not_launched"} <= names
 
@@ -143,7 +156,8 @@ def test_triton_interpreter_wrong_kernel_and_decoy() -> None:
     wrong = RELU.solutions["triton"][0].replace("tl.maximum(x, 0.0)", "tl.minimum(x, 0.0)")
     assert evaluate(RELU.reference, wrong, EvalConfig(backend="triton")).status == "incorrect"
     decoy = RELU.solutions["triton"][0].replace(
-        "        _relu_kernel[(triton.cdiv(n, 4096),)](x, out, n, BLOCK=4096)\n", "        out.copy_(x.clamp(min=0))\n"
+        "        _relu_kernel[(triton.cdiv(n, 4096),)](x, out, n, BLOCK=4096)\n",
+        "        out.copy_(x.clamp(min=0))\n",
     )
     names = {h.name for h in evaluate(RELU.reference, decoy, EvalConfig(backend="triton")).hacks}
     assert {"kernel_not_launched", "reference_op"} <= names

@@ -1,4 +1,5 @@
-"""turngym/KernelGym-v0 episodes with a scripted evaluator: feedback, rewards, termination, anchors, expert."""
+"""turngym/KernelGym-v0 episodes with a scripted evaluator: feedback, rewards, termination, anchors,
+expert."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ class Scripted:
 
 
 def ok(speedup: float | None) -> EvalResult:
-    return EvalResult("correct", compiled=True, correct=True, correctness_trials=(3, 3), speedup=speedup, coverage=0.8)
+    return EvalResult(
+        "correct", compiled=True, correct=True, correctness_trials=(3, 3), speedup=speedup, coverage=0.8
+    )
 
 
 @pytest.fixture()
@@ -37,7 +40,11 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Scripted:
             "fast": ok(1.6),
             "wrong": EvalResult("incorrect", compiled=True, correctness_trials=(0, 3), max_difference=0.7),
             "cheat": EvalResult(
-                "correct", compiled=True, correct=True, speedup=9.0, hacks=(HackFinding("reference_op", "torch.relu"),)
+                "correct",
+                compiled=True,
+                correct=True,
+                speedup=9.0,
+                hacks=(HackFinding("reference_op", "torch.relu"),),
             ),
         }
     )
@@ -59,7 +66,7 @@ def test_first_observation_is_the_task(scripted: Scripted) -> None:
 
 
 def test_answer_without_code_is_invalid_and_not_evaluated(scripted: Scripted) -> None:
-    obs, reward, terminated, truncated, info = make().step("I think a kernel would help.")
+    obs, reward, terminated, _truncated, info = make().step("I think a kernel would help.")
     assert info["invalid_action"] and reward == 0.0 and not terminated
     assert "no ```python``` code block" in obs
     assert scripted.calls == [] and info["anchor"] == ("no_code", None)

@@ -34,7 +34,10 @@ def test_builtin_solutions_have_no_static_findings(task) -> None:
         ("        return torch.relu(x)", "reference_op"),
         ("        return F.softmax(x, dim=-1)", "reference_op"),
         ("        return x.softmax(-1)", "reference_op"),
-        ("        try:\n            return _lib.relu(x)\n        except Exception:\n            return x", "try_except"),
+        (
+            "        try:\n            return _lib.relu(x)\n        except Exception:\n            return x",
+            "try_except",
+        ),
         ("        s = torch.cuda.Stream()\n        return _lib.relu(x)", "side_stream"),
         ("        import threading\n        return _lib.relu(x)", "async_compute"),
         ("        import gc\n        return _lib.relu(x)", "introspection"),
@@ -62,10 +65,19 @@ def test_missing_backend_kernel() -> None:
 
 
 def test_comments_and_strings_are_not_searched() -> None:
-    source = modelnew("        # torch.relu(x) would be cheating; 'torch.matmul(a, b)' in a string\n        return _lib.relu(x)")
+    source = modelnew(
+        "        # torch.relu(x) would be cheating; 'torch.matmul(a, b)' in a string\n"
+        "        return _lib.relu(x)"
+    )
     assert names(source) == set()
 
 
 def test_compute_ops_keeps_only_computing_aten_ops() -> None:
-    seen = ["aten.empty_like.default", "aten.mm.default", "aten.copy_.default", "aten.add.Tensor", "aten.view.default"]
+    seen = [
+        "aten.empty_like.default",
+        "aten.mm.default",
+        "aten.copy_.default",
+        "aten.add.Tensor",
+        "aten.view.default",
+    ]
     assert compute_ops(seen) == ["add", "mm"]

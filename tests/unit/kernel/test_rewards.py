@@ -11,8 +11,12 @@ from turngym.envs.kernel.rewards import RewardConfig, prs_keep_mask, prs_keep_pr
 from turngym.errors import ConfigError
 
 
-def result(status: str = "correct", speedup: float | None = 1.8, coverage: float | None = 0.9, **kw) -> EvalResult:
-    return EvalResult(status, compiled=True, correct=status == "correct", speedup=speedup, coverage=coverage, **kw)
+def result(
+    status: str = "correct", speedup: float | None = 1.8, coverage: float | None = 0.9, **kw
+) -> EvalResult:
+    return EvalResult(
+        status, compiled=True, correct=status == "correct", speedup=speedup, coverage=coverage, **kw
+    )
 
 
 def test_correct_turn_reward_with_profiling_term() -> None:

@@ -9,7 +9,10 @@ import pytest
 from turngym.envs.kernel.tasks import KernelTask, builtin_tasks, find_task, load_task_dir
 from turngym.errors import ConfigError
 
-TASK = "import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    pass\n\ndef get_inputs():\n    return []\n\ndef get_init_inputs():\n    return []\n"
+TASK = (
+    "import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    pass\n\n"
+    "def get_inputs():\n    return []\n\ndef get_init_inputs():\n    return []\n"
+)
 
 
 def test_builtin_set_spans_three_levels_with_solutions() -> None:

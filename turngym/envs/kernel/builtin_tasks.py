@@ -6,12 +6,13 @@ a small block (attention, an MLP, a conv block, a pre-norm feed-forward block). 
 reference ``ModelNew`` written against the shared C++ library of :mod:`cpp_library`; tasks with two
 cpp stages are refinement tasks: the first stage is correct but naive (unfused kernels, strided
 loops), the second the optimised kernel the expert moves to after the first turn's feedback. A few
-tasks also have a Triton solution (run on CPU by the Triton interpreter).
+tasks also have a Triton solution (run on CPU by the Triton interpreter) and a CUDA one (GPU only).
 """
 
 from __future__ import annotations
 
 from turngym.envs.kernel.cpp_library import CPP_PRELUDE
+from turngym.envs.kernel.cuda_solutions import CUDA_SOLUTIONS
 from turngym.envs.kernel.tasks import KernelTask
 
 _HEAD = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
@@ -41,7 +42,7 @@ def _new(init_args: str, init_body: str, forward_args: str, forward_body: str) -
 _X = "torch.randn(64, 4096)"
 _ROWS = "torch.randn(256, 1024)"
 
-_TRITON_ELEMENTWISE = '''
+_TRITON_ELEMENTWISE = """
 @triton.jit
 def _{name}_kernel(x_ptr, {extra_ptr}out_ptr, n, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -60,9 +61,9 @@ class ModelNew(nn.Module):
         n = x.numel()
         _{name}_kernel[(triton.cdiv(n, 4096),)]({call}out, n, BLOCK=4096)
         return out
-'''
+"""
 
-_TRITON_SOFTMAX = '''
+_TRITON_SOFTMAX = """
 @triton.jit
 def _softmax_kernel(x_ptr, out_ptr, cols, BLOCK: tl.constexpr):
     row = tl.program_id(0)
@@ -83,7 +84,7 @@ class ModelNew(nn.Module):
         rows, cols = x.shape
         _softmax_kernel[(rows,)](x, out, cols, BLOCK=triton.next_power_of_2(cols))
         return out
-'''
+"""
 
 
 def _triton_elementwise(name: str, body: str, binary: bool = False) -> str:
@@ -99,6 +100,9 @@ def _triton_elementwise(name: str, body: str, binary: bool = False) -> str:
 def _lin(i: str, o: str) -> str:
     return f"nn.Linear({i}, {o})"
 
+
+_RMS_INIT = "        self.weight = nn.Parameter(torch.rand(dim) + 0.5)\n        self.eps = 1e-6"
+_MLP_INIT = f"        self.fc1 = {_lin('dim', 'hidden')}\n        self.fc2 = {_lin('hidden', 'dim')}"
 
 # (task id, level, reference, cpp stages, triton solution or "")
 _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
@@ -160,17 +164,19 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
         _ref(_model(", dim", "        self.norm = nn.LayerNorm(dim)", "x", "        return self.norm(x)"),
              f"[{_ROWS}]", "[1024]"),
         (_new(", dim", "        self.norm = nn.LayerNorm(dim)", "x",
-              "        n = self.norm\n        return _lib.layernorm_rows(x.contiguous(), n.weight, n.bias, n.eps)"),),
+              "        n = self.norm\n"
+              "        return _lib.layernorm_rows(x.contiguous(), n.weight, n.bias, n.eps)"),),
         "",
     ),
     (
         "10_RMSNorm", 1,
         _ref(
-            _model(", dim", "        self.weight = nn.Parameter(torch.rand(dim) + 0.5)\n        self.eps = 1e-6", "x",
-                   "        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight"),
+            _model(", dim", _RMS_INIT, "x",
+                   "        return "
+                       "x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight"),
             f"[{_ROWS}]", "[1024]",
         ),
-        (_new(", dim", "        self.weight = nn.Parameter(torch.rand(dim) + 0.5)\n        self.eps = 1e-6", "x",
+        (_new(", dim", _RMS_INIT, "x",
               "        return _lib.rmsnorm_rows(x.contiguous(), self.weight, self.eps)"),),
         "",
     ),
@@ -199,7 +205,8 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
     (
         "13_LinearGELU", 2,
         _ref(_model(", d_in, d_out", f"        self.fc = {_lin('d_in', 'd_out')}", "x",
-                    '        return F.gelu(self.fc(x), approximate="tanh")'), "[torch.randn(64, 256)]", "[256, 128]"),
+                    '        return F.gelu(self.fc(x), approximate="tanh")'),
+             "[torch.randn(64, 256)]", "[256, 128]"),
         (_new(", d_in, d_out", f"        self.fc = {_lin('d_in', 'd_out')}", "x",
               "        return _lib.linear(x.contiguous(), self.fc.weight, self.fc.bias, 2)"),),
         "",
@@ -214,23 +221,28 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
     ),
     (
         "15_ScaledSoftmax", 2,
-        _ref(_model(", scale", "        self.scale = scale", "x", "        return torch.softmax(x * self.scale, dim=-1)"),
+        _ref(_model(", scale", "        self.scale = scale", "x", "        return "
+            "torch.softmax(x * self.scale, dim=-1)"),
              f"[{_ROWS}]", "[0.125]"),
-        (_new(", scale", "        self.scale = scale", "x", "        return _lib.softmax_rows(x.contiguous(), self.scale)"),),
+        (_new(", scale", "        self.scale = scale", "x", "        return "
+            "_lib.softmax_rows(x.contiguous(), self.scale)"),),
         "",
     ),
     (
         "16_ResidualLayerNorm", 2,
-        _ref(_model(", dim", "        self.norm = nn.LayerNorm(dim)", "x, residual", "        return self.norm(x + residual)"),
+        _ref(_model(", dim", "        self.norm = nn.LayerNorm(dim)", "x, residual", "        return "
+            "self.norm(x + residual)"),
              f"[{_ROWS}, {_ROWS}]", "[1024]"),
         (_new(", dim", "        self.norm = nn.LayerNorm(dim)", "x, residual",
               "        n = self.norm\n"
-              "        return _lib.add_layernorm(x.contiguous(), residual.contiguous(), n.weight, n.bias, n.eps)"),),
+              "        return "
+                  "_lib.add_layernorm(x.contiguous(), residual.contiguous(), n.weight, n.bias, n.eps)"),),
         "",
     ),
     (
         "17_GLU", 2,
-        _ref(_model("", "", "x", "        a, b = x.chunk(2, dim=-1)\n        return a * torch.sigmoid(b)"), f"[{_ROWS}]"),
+        _ref(_model("", "", "x", "        a, b = x.chunk(2, dim=-1)\n        return a * torch.sigmoid(b)"),
+             f"[{_ROWS}]"),
         (_new("", "", "x", "        return _lib.glu_rows(x.contiguous())"),),
         "",
     ),
@@ -240,7 +252,9 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
                     "        return self.alpha * torch.matmul(a, b) + residual"),
              "[torch.randn(96, 128), torch.randn(128, 112), torch.randn(96, 112)]", "[0.5]"),
         (_new(", alpha", "        self.alpha = alpha", "a, b, residual",
-              "        return _lib.gemm_scale_residual(a.contiguous(), b.contiguous(), residual.contiguous(), self.alpha)"),),
+              "        return "
+                  "_lib.gemm_scale_residual(a.contiguous(), b.contiguous(), residual.contiguous(), "
+                  "self.alpha)"),),
         "",
     ),
     (
@@ -249,7 +263,8 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
                     "        return torch.relu(self.conv(x))"), "[torch.randn(2, 8, 24, 24)]", "[8, 16]"),
         (
             _new(", c_in, c_out", "        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)", "x",
-                 "        return _lib.relu(_lib.conv2d(x.contiguous(), self.conv.weight, self.conv.bias, 1, False))"),
+                 "        return "
+                     "_lib.relu(_lib.conv2d(x.contiguous(), self.conv.weight, self.conv.bias, 1, False))"),
             _new(", c_in, c_out", "        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)", "x",
                  "        return _lib.conv2d(x.contiguous(), self.conv.weight, self.conv.bias, 1, True)"),
         ),
@@ -274,10 +289,10 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
     ),
     (
         "21_MLP", 3,
-        _ref(_model(", dim, hidden", f"        self.fc1 = {_lin('dim', 'hidden')}\n        self.fc2 = {_lin('hidden', 'dim')}",
+        _ref(_model(", dim, hidden", _MLP_INIT,
                     "x", '        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))'),
              "[torch.randn(64, 128)]", "[128, 256]"),
-        (_new(", dim, hidden", f"        self.fc1 = {_lin('dim', 'hidden')}\n        self.fc2 = {_lin('hidden', 'dim')}",
+        (_new(", dim, hidden", _MLP_INIT,
               "x",
               "        h = _lib.linear(x.contiguous(), self.fc1.weight, self.fc1.bias, 2)\n"
               "        return _lib.linear(h, self.fc2.weight, self.fc2.bias, 0)"),),
@@ -286,7 +301,9 @@ _SPECS: tuple[tuple[str, int, str, tuple[str, ...], str], ...] = (
     (
         "22_ConvBlock", 3,
         _ref(_model(", c_in, c_out", "        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)", "x",
-                    "        return F.max_pool2d(torch.relu(self.conv(x)), 2)"), "[torch.randn(2, 8, 24, 24)]", "[8, 16]"),
+                    "        return "
+                        "F.max_pool2d(torch.relu(self.conv(x)), 2)"),
+             "[torch.randn(2, 8, 24, 24)]", "[8, 16]"),
         (_new(", c_in, c_out", "        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)", "x",
               "        y = _lib.conv2d(x.contiguous(), self.conv.weight, self.conv.bias, 1, True)\n"
               "        return _lib.maxpool2x2(y)"),),
@@ -329,6 +346,8 @@ def _build() -> tuple[KernelTask, ...]:
     tasks = []
     for task_id, level, reference, cpp, triton in _SPECS:
         solutions = {"cpp": cpp, **({"triton": (triton,)} if triton else {})}
+        if task_id in CUDA_SOLUTIONS:
+            solutions["cuda"] = (CUDA_SOLUTIONS[task_id],)
         tasks.append(KernelTask(task_id=task_id, level=level, reference=reference, solutions=solutions))
     return tuple(tasks)
 

@@ -59,11 +59,15 @@ class KernelEvalClient:
             if response.status_code != 429:
                 break
             if time.monotonic() > deadline:
-                raise ToolServerError(f"the kernel evaluation server's queue stayed full for {self.wait_s:g} s")
+                raise ToolServerError(
+                    f"the kernel evaluation server's queue stayed full for {self.wait_s:g} s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         if response.status_code != 202:
-            raise ToolServerError(f"the kernel evaluation server refused the job ({response.status_code}): {response.text}")
+            raise ToolServerError(
+                f"the kernel evaluation server refused the job ({response.status_code}): {response.text}"
+            )
         return str(response.json()["job_id"])
 
     def result(self, job_id: str, *, timeout_s: float) -> EvalResult:
@@ -74,10 +78,14 @@ class KernelEvalClient:
             if response.status_code == 200:
                 data = response.json()
                 if data["status"] == "done":
-                    return EvalResult.from_dict({**data["result"], "extra": {"job_id": job_id, "worker": data["worker"]}})
+                    return EvalResult.from_dict(
+                        {**data["result"], "extra": {"job_id": job_id, "worker": data["worker"]}}
+                    )
                 return EvalResult("crashed", message=f"the evaluation server failed the job: {data['error']}")
             if response.status_code != 202:
-                raise ToolServerError(f"GET /result/{job_id} answered {response.status_code}: {response.text}")
+                raise ToolServerError(
+                    f"GET /result/{job_id} answered {response.status_code}: {response.text}"
+                )
             time.sleep(self.poll_s)
         raise ToolServerError(f"job {job_id} did not finish within {timeout_s:g} s")
 

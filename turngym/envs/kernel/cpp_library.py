@@ -7,7 +7,8 @@ gcc) and every later evaluation only loads the shared object.
 
 All kernels take contiguous float32 CPU tensors and run single-threaded loops written so that gcc
 vectorises the inner one (``-O3 -ffast-math -march=native``: reductions and ``exp`` vectorise too;
-the results stay well inside the 1e-2 tolerance). "Rows" are the last dimension; leading dimensions are flattened.
+the results stay well inside the 1e-2 tolerance). "Rows" are the last dimension; leading dimensions
+are flattened.
 """
 
 from __future__ import annotations

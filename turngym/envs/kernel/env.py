@@ -88,7 +88,7 @@ def feedback_dict(result: EvalResult, reward: float) -> dict[str, Any]:
 class KernelGymEnv(TextEnv):
     """KernelBench tasks as a multi-turn kernel-writing environment."""
 
-    description = "Write custom kernels (C++/Triton/CUDA) for PyTorch models; evaluated, refined over turns"
+    description = "Write custom kernels (C++/Triton/CUDA) for PyTorch models, evaluated and refined over turns"
     requires = ("torch",)
 
     def __init__(
@@ -135,11 +135,13 @@ class KernelGymEnv(TextEnv):
         self._anchor: tuple[str, float | None] = ("start", None)
 
     @staticmethod
-    def _load(tasks: str | Sequence[KernelTask], levels: Sequence[int] | None, backend: str) -> list[KernelTask]:
+    def _load(
+        tasks: str | Sequence[KernelTask], levels: Sequence[int] | None, backend: str
+    ) -> list[KernelTask]:
         if isinstance(tasks, str):
             if tasks == "builtin":
                 loaded = list(builtin_tasks())
-                if backend != "cpp":  # the built-in set has Triton solutions for some tasks, CUDA for none
+                if backend != "cpp":  # the built-in set has Triton and CUDA solutions for some tasks
                     loaded = [t for t in loaded if backend in t.solutions] or loaded
             else:
                 loaded = load_task_dir(tasks)
@@ -148,7 +150,9 @@ class KernelGymEnv(TextEnv):
         if levels is not None:
             loaded = [t for t in loaded if t.level in set(levels)]
         if not loaded:
-            raise ConfigError(f"no kernel tasks in {tasks if isinstance(tasks, str) else 'the list'} for levels {levels}")
+            raise ConfigError(
+                f"no kernel tasks in {tasks if isinstance(tasks, str) else 'the list'} for levels {levels}"
+            )
         return loaded
 
     @property
@@ -278,4 +282,3 @@ class KernelGymEnv(TextEnv):
         if self._client is not None:
             self._client.close()
         super().close()
-

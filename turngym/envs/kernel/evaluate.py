@@ -16,6 +16,7 @@ reported because the interpreter's speed says nothing about the kernel's), ``cud
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import signal
@@ -93,7 +94,9 @@ class EvalConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.num_correct_trials < 2:
-            raise ConfigError("num_correct_trials must be at least 2 (cached outputs are found by comparing two)")
+            raise ConfigError(
+                "num_correct_trials must be at least 2 (cached outputs are found by comparing two)"
+            )
         if self.num_perf_trials < 1 or self.num_warmup < 0 or self.timeout_s <= 0:
             raise ConfigError("num_perf_trials must be >= 1, num_warmup >= 0 and timeout_s > 0")
         if self.reference_backend not in ("eager", "compile"):
@@ -233,7 +236,11 @@ def _child_env(config: EvalConfig, device: str) -> dict[str, str]:
 
 def _run_child(job: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="turngym-kernel-") as tmp:
-        job_path, result_path, log_path = Path(tmp, "job.json"), Path(tmp, "result.json"), Path(tmp, "log.txt")
+        job_path, result_path, log_path = (
+            Path(tmp, "job.json"),
+            Path(tmp, "result.json"),
+            Path(tmp, "log.txt"),
+        )
         job_path.write_text(json.dumps(job))
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -249,7 +256,10 @@ def _run_child(job: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
                 code = proc.wait(timeout=config.timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
-                return {"status": "timeout", "message": f"the evaluation ran past {config.timeout_s:g} s and was killed"}
+                return {
+                    "status": "timeout",
+                    "message": f"the evaluation ran past {config.timeout_s:g} s and was killed",
+                }
             finally:
                 _kill_group(proc)
         if result_path.exists() and code == 0:
@@ -257,14 +267,15 @@ def _run_child(job: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
         tail = log_path.read_text(errors="replace")[-1500:].strip()
         if code < 0:
             name = signal.Signals(-code).name
-            return {"status": "crashed", "message": f"the evaluation process died with {name}" + (f": {tail}" if tail else "")}
+            return {
+                "status": "crashed",
+                "message": f"the evaluation process died with {name}" + (f": {tail}" if tail else ""),
+            }
         return {"status": "crashed", "message": f"the evaluation process exited with code {code}: {tail}"}
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the child's whole session (the runner and anything the candidate started)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()

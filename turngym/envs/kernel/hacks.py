@@ -96,9 +96,10 @@ def _kernel_handles(tree: ast.Module) -> set[str]:
     """Names bound to a compiled extension (``_lib = load_inline(...)``) or an imported non-torch module."""
     handles = {"tl", "triton", "math", "np", "numpy"}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            if _dotted(node.value.func).rpartition(".")[2] in ("load_inline", "load"):
-                handles.update(_dotted(t) for t in node.targets)
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        if _dotted(node.value.func).rpartition(".")[2] in ("load_inline", "load"):
+            handles.update(_dotted(t) for t in node.targets)
     return handles
 
 
@@ -150,7 +151,9 @@ def static_findings(source: str, backend: str) -> list[HackFinding]:
     if torch_calls:
         findings.append(HackFinding("reference_op", f"calls PyTorch compute ops: {', '.join(torch_calls)}"))
     if any(isinstance(n, ast.Try) for n in ast.walk(tree)):
-        findings.append(HackFinding("try_except", "a try/except block (a fallback to PyTorch is not allowed)"))
+        findings.append(
+            HackFinding("try_except", "a try/except block (a fallback to PyTorch is not allowed)")
+        )
     if not _has_kernel(tree, backend):
         marker = "@triton.jit" if backend == "triton" else "load_inline"
         findings.append(HackFinding("no_kernel", f"no {backend} kernel in the answer (expected {marker})"))
@@ -162,7 +165,9 @@ def static_findings(source: str, backend: str) -> list[HackFinding]:
     if imports & _ASYNC_MODULES:
         found = ", ".join(sorted(imports & _ASYNC_MODULES))
         findings.append(HackFinding("async_compute", f"imports {found} (work outside the timed call)"))
-    reach = sorted((imports & _INTROSPECTION_MODULES) | (attrs & _INTROSPECTION_ATTRS) | (names & {"__main__"}))
+    reach = sorted(
+        (imports & _INTROSPECTION_MODULES) | (attrs & _INTROSPECTION_ATTRS) | (names & {"__main__"})
+    )
     if reach:
         findings.append(HackFinding("introspection", f"reaches outside its module: {', '.join(reach)}"))
     patched = sorted(

@@ -77,7 +77,9 @@ def turn_reward(result: EvalResult, config: RewardConfig | None = None) -> float
     return reward
 
 
-def prs_keep_probability(correct: bool, coverage: float | None, *, threshold: float = 0.3, width: float = 0.1) -> float:
+def prs_keep_probability(
+    correct: bool, coverage: float | None, *, threshold: float = 0.3, width: float = 0.1
+) -> float:
     """PRS: P(keep a turn) = clip((coverage − threshold) / width, 0, 1) if correct, else 1.
 
     Example: coverage 0.35 → 0.5; 0.25 → 0; 0.9 → 1; an incorrect turn → 1. A correct turn with
@@ -102,6 +104,9 @@ def prs_keep_mask(
     if len(correct_T) != len(coverage_T):
         raise ConfigError(f"correct_T has {len(correct_T)} turns but coverage_T has {len(coverage_T)}")
     probs = np.array(
-        [prs_keep_probability(c, v, threshold=threshold, width=width) for c, v in zip(correct_T, coverage_T, strict=True)]
+        [
+            prs_keep_probability(c, v, threshold=threshold, width=width)
+            for c, v in zip(correct_T, coverage_T, strict=True)
+        ]
     )
     return rng.random(len(probs)) < probs

@@ -88,7 +88,9 @@ def _patch_load_inline(counter: LaunchCounter, build_root: Path, device: str) ->
         proxy = types.ModuleType(name)
         for attr in dir(module):
             value = getattr(module, attr)
-            setattr(proxy, attr, counter.wrap(value) if callable(value) and not attr.startswith("_") else value)
+            setattr(
+                proxy, attr, counter.wrap(value) if callable(value) and not attr.startswith("_") else value
+            )
         return proxy
 
     cpp_extension.load_inline = load_inline
@@ -253,7 +255,12 @@ def _compare(ref_out: Any, new_out: Any, atol: float, rtol: float) -> tuple[bool
     ok = True
     for r, n in zip(refs, news, strict=True):
         if tuple(r.shape) != tuple(n.shape):
-            return False, float("inf"), float("inf"), f"output shape {tuple(n.shape)}, expected {tuple(r.shape)}"
+            return (
+                False,
+                float("inf"),
+                float("inf"),
+                f"output shape {tuple(n.shape)}, expected {tuple(r.shape)}",
+            )
         diff = (r.float() - n.detach().float()).abs()
         if not bool(torch.isfinite(diff).all()):
             return False, float("inf"), float("inf"), "output has nan or inf where the reference does not"
@@ -291,7 +298,9 @@ def _run(job: dict[str, Any], result: dict[str, Any]) -> None:
     try:
         reference = _exec_module(job["reference"], "turngym_kernel_reference")
     except Exception as exc:
-        raise _Verdict(status="reference_error", message=f"the task's reference failed: {_error_text(exc)}") from exc
+        raise _Verdict(
+            status="reference_error", message=f"the task's reference failed: {_error_text(exc)}"
+        ) from exc
     try:
         candidate = _exec_module(job["candidate"], "turngym_kernel_candidate")
     except Exception as exc:
@@ -310,7 +319,10 @@ def _run(job: dict[str, Any], result: dict[str, Any]) -> None:
         raise _Verdict(status="runtime_error", message=f"ModelNew(...) failed: {_error_text(exc)}") from exc
 
     generator = torch.Generator().manual_seed(seed)
-    trial_seeds = [int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) for _ in range(job["num_correct_trials"] + 1)]
+    trial_seeds = [
+        int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        for _ in range(job["num_correct_trials"] + 1)
+    ]
 
     def inputs_for(trial_seed: int) -> list[Any]:
         torch.manual_seed(trial_seed)
@@ -364,7 +376,12 @@ def _run(job: dict[str, Any], result: dict[str, Any]) -> None:
 
 
 def _measure(
-    job: dict[str, Any], result: dict[str, Any], ref_model: Any, new_model: Any, inputs: list[Any], counter: LaunchCounter
+    job: dict[str, Any],
+    result: dict[str, Any],
+    ref_model: Any,
+    new_model: Any,
+    inputs: list[Any],
+    counter: LaunchCounter,
 ) -> None:
     import torch
 
@@ -408,7 +425,18 @@ def _device_coverage(model: Any, inputs: list[Any]) -> float:
         model(*inputs)
         torch.cuda.synchronize()
     total = custom = 0.0
-    library = ("at::", "void at::", "cublas", "cutlass", "sm80_", "sm90_", "ampere_", "Memcpy", "Memset", "gemm")
+    library = (
+        "at::",
+        "void at::",
+        "cublas",
+        "cutlass",
+        "sm80_",
+        "sm90_",
+        "ampere_",
+        "Memcpy",
+        "Memset",
+        "gemm",
+    )
     for event in prof.key_averages():
         device_us = float(getattr(event, "device_time_total", 0.0))
         if device_us <= 0:

@@ -19,6 +19,7 @@ Endpoints:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import threading
@@ -122,7 +123,9 @@ class _Worker:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True, name=f"kernel-worker-{self.index}")
+        self.process = ctx.Process(
+            target=_worker_main, args=(child,), daemon=True, name=f"kernel-worker-{self.index}"
+        )
         self.process.start()
         child.close()
         self.conn = parent
@@ -188,10 +191,8 @@ class _Worker:
         }
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError, OSError):
             self.conn.send(None)
-        except (BrokenPipeError, OSError):
-            pass
         self.process.join(timeout=2)
         if self.process.is_alive():
             self.process.kill()
@@ -201,7 +202,9 @@ class _Worker:
 class KernelJobPool:
     """The queue, the job table and the workers."""
 
-    def __init__(self, workers: int = 2, max_queue: int = 256, build_dir: str | None = None, keep: int = 10_000) -> None:
+    def __init__(
+        self, workers: int = 2, max_queue: int = 256, build_dir: str | None = None, keep: int = 10_000
+    ) -> None:
         if workers < 1 or max_queue < 1:
             raise ValueError(f"workers and max_queue must be >= 1, got {workers} and {max_queue}")
         self.build_dir = build_dir
