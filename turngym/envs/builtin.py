@@ -51,6 +51,6 @@ def register_builtin_envs() -> None:
     register(
         "turngym/KernelGym-v0",
         "turngym.envs.kernel.env:KernelGymEnv",
-        description="Write custom kernels (C++/Triton/CUDA) for PyTorch models, evaluated and refined over turns",
+        description="Write C++/Triton/CUDA kernels for PyTorch models, evaluated and refined over turns",
         extra="kernel",
     )

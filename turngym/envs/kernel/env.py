@@ -88,7 +88,7 @@ def feedback_dict(result: EvalResult, reward: float) -> dict[str, Any]:
 class KernelGymEnv(TextEnv):
     """KernelBench tasks as a multi-turn kernel-writing environment."""
 
-    description = "Write custom kernels (C++/Triton/CUDA) for PyTorch models, evaluated and refined over turns"
+    description = "Write C++/Triton/CUDA kernels for PyTorch models, evaluated and refined over turns"
     requires = ("torch",)
 
     def __init__(
