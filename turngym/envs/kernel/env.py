@@ -71,8 +71,8 @@ def feedback_dict(result: EvalResult, reward: float) -> dict[str, Any]:
         out["max_difference"] = result.max_difference
     if result.speedup is not None:
         out["speedup"] = round(result.speedup, 3)
-        out["reference_runtime_ms"] = round((result.reference_ms or {}).get("mean", 0.0), 4)
-        out["kernel_runtime_ms"] = round((result.kernel_ms or {}).get("mean", 0.0), 4)
+        out["reference_runtime_ms"] = round((result.reference_ms or {}).get("median", 0.0), 4)
+        out["kernel_runtime_ms"] = round((result.kernel_ms or {}).get("median", 0.0), 4)
     elif result.correct:
         out["speedup"] = "not measured on this backend/device"
     if result.coverage is not None:

@@ -79,6 +79,8 @@ class EvalConfig:
     """Time correct candidates (off: correctness only)."""
     reference_backend: Literal["eager", "compile"] = "eager"
     """Baseline: the eager reference, or the reference under ``torch.compile``."""
+    recheck_speedup_above: float = 3.0
+    """Speedups above this are measured a second time and the lower kept (KernelGYM: its cap, 3.0)."""
     seed: int = 42
     """Seeds the model weights and the trial input seeds (KernelBench: 42)."""
     threads: int = 1
@@ -132,11 +134,11 @@ class EvalResult:
     avg_difference: float | None = None
     """Mean |reference − candidate|."""
     reference_ms: dict[str, float] | None = None
-    """Reference timing stats (mean, std, min, max, trials) in milliseconds."""
+    """Reference timing stats (mean, median, std, min, max, trials) in milliseconds."""
     kernel_ms: dict[str, float] | None = None
     """Candidate timing stats in milliseconds."""
     speedup: float | None = None
-    """reference mean / candidate mean; ``None`` when not timed (incorrect, or Triton on CPU)."""
+    """reference median / candidate median time; ``None`` when not timed (incorrect, Triton on CPU)."""
     coverage: float | None = None
     """Share of the candidate's time spent in its own kernels (profiling-based reward input)."""
     kernel_launches: int = 0

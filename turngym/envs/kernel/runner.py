@@ -15,7 +15,8 @@ device fault in the candidate ends this process only. Steps (KernelBench's
    candidate running *before* the reference on each set; ``allclose(atol, rtol)``; equal candidate
    outputs where the reference's differ → ``output_cached``;
 5. timing (only when correct): warm-up, then trials with a cache flush before each, the first
-   discarded; CUDA events on a GPU, ``perf_counter`` on CPU; the same for the reference;
+   discarded; CUDA events on a GPU, ``perf_counter`` on CPU; the same for the reference; a speedup
+   above ``recheck_speedup_above`` is measured again and the lower one kept;
 6. the evaluator's own timers are checked for replacement (``timer_patched``).
 """
 
@@ -190,6 +191,7 @@ def _stats(times: list[float]) -> dict[str, float]:
 
     return {
         "mean": statistics.fmean(times),
+        "median": statistics.median(times),
         "std": statistics.pstdev(times),
         "min": min(times),
         "max": max(times),
@@ -394,8 +396,15 @@ def _measure(
     new_times = _time_forward(new_model, inputs, job, device)
     result["reference_ms"] = _stats(ref_times)
     result["kernel_ms"] = _stats(new_times)
-    result["speedup"] = result["reference_ms"]["mean"] / max(result["kernel_ms"]["mean"], 1e-9)
+    # medians: robust to the preemptions of a shared machine (KernelBench divides means)
+    result["speedup"] = result["reference_ms"]["median"] / max(result["kernel_ms"]["median"], 1e-9)
     result["kernel_launches"] = counter.calls - calls
+    if result["speedup"] > job["recheck_speedup_above"]:  # KernelGYM re-measures speedups above its cap
+        ref_again = _stats(_time_forward(reference, inputs, job, device))
+        new_again = _stats(_time_forward(new_model, inputs, job, device))
+        again = ref_again["median"] / max(new_again["median"], 1e-9)
+        if again < result["speedup"]:
+            result.update(reference_ms=ref_again, kernel_ms=new_again, speedup=again)
     if device == "cpu":
         result["coverage"] = _cpu_coverage(new_model, inputs, counter, job["num_perf_trials"])
     else:
