@@ -47,5 +47,6 @@ def test_trloo_over_kernel_turn_rewards() -> None:
 
 def test_prs_drops_only_the_lazy_correct_turn() -> None:
     results = EPISODES["b"] + EPISODES["a"]
-    mask = prs_keep_mask([r.correct for r in results], [r.coverage for r in results], np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    mask = prs_keep_mask([r.correct for r in results], [r.coverage for r in results], rng)
     assert mask.tolist() == [True, False, True, True, True]

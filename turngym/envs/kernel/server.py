@@ -172,6 +172,7 @@ class _Worker:
                 break
             if not self.process.is_alive():
                 break
+        self.process.join(timeout=1)  # a broken pipe can be seen before the dead process is reaped
         code = self.process.exitcode
         why = (
             f"the worker process died (exit code {code}) while evaluating this job"
