@@ -56,6 +56,7 @@ class LaunchCounter:
 
         counted.__name__ = getattr(fn, "__name__", "kernel")
         counted.__doc__ = getattr(fn, "__doc__", None)
+        counted.__wrapped__ = fn  # type: ignore[attr-defined]  # lets a second patch find the original
         return counted
 
 
@@ -63,7 +64,8 @@ def _patch_load_inline(counter: LaunchCounter, build_root: Path, device: str) ->
     """Cache builds by source hash under ``build_root`` and count extension calls."""
     import torch.utils.cpp_extension as cpp_extension
 
-    original = cpp_extension.load_inline
+    # unwrap an earlier patch (run_job called twice in one process) so names are hashed once
+    original = getattr(cpp_extension.load_inline, "__wrapped__", cpp_extension.load_inline)
 
     def load_inline(name: str, cpp_sources: Any, cuda_sources: Any = None, functions: Any = None, **kw: Any):
         if cuda_sources and device != "cuda":
@@ -94,6 +96,7 @@ def _patch_load_inline(counter: LaunchCounter, build_root: Path, device: str) ->
             )
         return proxy
 
+    load_inline.__wrapped__ = original  # type: ignore[attr-defined]
     cpp_extension.load_inline = load_inline
 
 
@@ -103,7 +106,7 @@ def _patch_triton(counter: LaunchCounter) -> None:
     import triton.runtime.jit as jit
 
     for cls in (jit.JITFunction, interpreter.InterpretedFunction):
-        cls.run = counter.wrap(cls.run)
+        cls.run = counter.wrap(getattr(cls.run, "__wrapped__", cls.run))
 
 
 def _exec_module(source: str, name: str) -> types.ModuleType:
