@@ -33,7 +33,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from turngym.envs.kernel.evaluate import EvalConfig, evaluate
+from turngym.envs.kernel.evaluate import EvalConfig, EvalResult, evaluate
 
 GRACE_S = 30.0
 """A worker may run this long past a job's own timeout before it is killed and restarted."""
@@ -103,7 +103,11 @@ def _worker_main(conn: Any) -> None:
         if message is None:
             return
         reference, candidate, config = message
-        conn.send(evaluate(reference, candidate, EvalConfig(**config)).to_dict())
+        try:
+            result = evaluate(reference, candidate, EvalConfig(**config))
+        except Exception as exc:  # an evaluator bug must not take the worker down with it
+            result = EvalResult("crashed", message=f"the worker could not evaluate the job: {exc!r}")
+        conn.send(result.to_dict())
 
 
 class _Worker:
