@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from turngym.cli import envs as envs_cmds
 from turngym.cli import eval as eval_cmds
+from turngym.cli import kernel as kernel_cmds
 from turngym.cli import retriever as retriever_cmds
 from turngym.cli import sandbox as sandbox_cmds
 from turngym.cli import serve as serve_cmds
@@ -45,6 +46,8 @@ serve_app.command("tools")(serve_cmds.serve_tools)
 serve_app.command("retriever")(retriever_cmds.serve_retriever)
 serve_app.command("env")(serve_cmds.serve_env)
 serve_app.command("sandbox")(sandbox_cmds.serve_sandbox)
+serve_app.command("kernels")(kernel_cmds.serve_kernels)
+app.add_typer(kernel_cmds.kernel_app, name="kernel")
 
 
 TRAIN_STACK = frozenset({"torch", "transformers", "tokenizers", "safetensors", "tensorboard"})

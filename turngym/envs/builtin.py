@@ -48,3 +48,9 @@ def register_builtin_envs() -> None:
         description="Shop a product catalog with search[...] and click[...] for an instruction (WebShop)",
         extra="webshop",
     )
+    register(
+        "turngym/KernelGym-v0",
+        "turngym.envs.kernel.env:KernelGymEnv",
+        description="Write C++/Triton/CUDA kernels for PyTorch models, evaluated and refined over turns",
+        extra="kernel",
+    )
