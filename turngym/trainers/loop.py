@@ -1,6 +1,7 @@
 """``train(config)``: the RL loop, one stage per function, top to bottom.
 
-Setup: build/load the policy (``hf:tiny`` by default), then either resume from the run's latest
+Setup: build/load the policy (``hf:tiny`` by default) and the learner around it (dtype, gradient
+checkpointing, LoRA, optimizer: :mod:`turngym.trainers.learner`), then either resume from the run's latest
 checkpoint or warm-start with SFT (:mod:`turngym.trainers.sft`), evaluate that warm start on
 held-out tasks and checkpoint it as iteration 0. Then, per iteration:
 
@@ -28,7 +29,6 @@ uninterrupted run exactly on CPU.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -40,12 +40,17 @@ import numpy as np
 import torch
 import yaml
 
+from turngym.agents.adapters import is_adapter_dir
+from turngym.agents.random_models import arch_of, is_random_spec
 from turngym.errors import ConfigError
 from turngym.trainers import advantages as credit
 from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
+from turngym.trainers.learner import ReferencePass, build_learner, reference_pass
+from turngym.trainers.lora import load_model_state, model_state
 from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
+from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rollout import (
     collect_rollouts,
     derive_seed,
@@ -57,7 +62,7 @@ from turngym.trainers.rollout import (
 )
 from turngym.trainers.rundir import write_env_record
 from turngym.trainers.sft import expert_demos, load_policy, supervised_finetune
-from turngym.trainers.update import UpdateSettings, ppo_update, token_logprobs
+from turngym.trainers.update import UpdateSettings, batch_logprobs, ppo_update
 from turngym.trajectory import Trajectory
 
 WARM_START = "warm_start.pt"
@@ -93,6 +98,9 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
         micro_batch_rows=optim.micro_batch_rows,
         grad_clip=optim.grad_clip,
         temperature=config.rollout.temperature,
+        max_tokens_per_micro_batch=optim.max_tokens_per_micro_batch,
+        logprob_chunk_tokens=config.model.logprob_chunk_tokens,
+        vocab_chunk=config.model.logprob_vocab_chunk,
     )
 
 
@@ -171,12 +179,8 @@ def train(
     (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     if on_start is not None:
         on_start(out)
-    model = policy.model
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-    )
-    warmup = max(config.optim.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    learner = build_learner(policy.model, config)
+    model, optimizer, scheduler = learner.model, learner.optimizer, learner.scheduler
     digest = config.digest()
     ckpt_root = out / "checkpoints"
     history: dict[str, Any] = {}
@@ -196,18 +200,18 @@ def train(
     ckpt = opened.checkpoint
     if ckpt is not None:
         progress.stage(f"resuming {out} after iteration {ckpt.iteration} of {config.iterations}")
-        model.load_state_dict(ckpt.model)
+        load_model_state(model, ckpt.model)
         policy.update_weights({})  # a sampler apart from the learner (vllm) gets the restored weights
         optimizer.load_state_dict(ckpt.optimizer)
         scheduler.load_state_dict(ckpt.scheduler)
         restore_rng(ckpt.rng)
         history.update(ckpt.history)
         start = ckpt.iteration
-        log = MetricsLog(out, resume_after=start, tensorboard=config.tensorboard)
+        log = MetricsLog(out, resume_after=start, tensorboard=config.tensorboard, sinks=_sinks(config))
         history["resumed_at"].append(start)
     else:
         progress.stage(f"run directory {out}")
-        log = MetricsLog(out, resume_after=None, tensorboard=config.tensorboard)
+        log = MetricsLog(out, resume_after=None, tensorboard=config.tensorboard, sinks=_sinks(config))
         history.update({"sft": {}, "evals": [], "resumed_at": []})
         if config.sft.enabled:
             progress.stage(
@@ -231,13 +235,12 @@ def train(
         history["evals"].append({"iteration": 0, **warm})
         log.write(0, warm)
         start = 0
-        torch.save(model.state_dict(), out / WARM_START)
+        torch.save(model_state(model), out / WARM_START)
         checkpoint(0)
 
     reference = None
-    if config.loss.kl_coef:  # the frozen warm start, also after a resume
-        reference = copy.deepcopy(model).eval()
-        reference.load_state_dict(torch.load(out / WARM_START, map_location="cpu", weights_only=True))
+    if config.loss.kl_coef:  # the frozen warm start (LoRA: the base model), also after a resume
+        reference = reference_pass(model, torch.load(out / WARM_START, map_location="cpu", weights_only=True))
     probe = env_factory(config, "train")()
     settings = update_settings(config, probe.max_turns)
     probe.close()
@@ -249,7 +252,9 @@ def train(
         )
     progress.start_iterations(done=start, total=config.iterations)
     for iteration in range(start + 1, config.iterations + 1):
-        metrics = run_iteration(config, policy, optimizer, scheduler, settings, iteration, reference)
+        metrics = run_iteration(
+            config, policy, optimizer, scheduler, settings, iteration, reference, learner=model
+        )
         if iteration % config.eval.every == 0 or iteration == config.iterations:
             t0 = time.perf_counter()
             result = evaluate(policy, policy.tokenizer, config)
@@ -263,13 +268,30 @@ def train(
     progress.close()
     log.close()
     progress.stage("writing report.json, plot.png and final/")
-    return TrainResult(write_report(config, policy, history, time.perf_counter() - started), out)
+    return TrainResult(write_report(config, policy, history, time.perf_counter() - started, model), out)
+
+
+def _sinks(config: TrainConfig) -> list[Any]:
+    """The extra metric sinks ``logging`` asks for."""
+    if not config.logging.wandb:
+        return []
+    from turngym.trainers.wandb_sink import WandbSink
+
+    lg = config.logging
+    return [
+        WandbSink(config.output_dir, project=lg.wandb_project, mode=lg.wandb_mode, config=config.to_dict())
+    ]
 
 
 def _check_model_dir(model: str) -> None:
-    """Refuse ``hf:PATH`` / ``vllm:PATH`` without a ``config.json`` (named as given) before any write."""
+    """Refuse ``hf:PATH`` / ``vllm:PATH`` without a ``config.json`` (or a LoRA adapter's
+    ``adapter_config.json``; named as given) before any write; ``hf:random:ARCH`` must be known."""
     backend, _, path = model.partition(":")
-    if path != "tiny" and not (Path(path).expanduser() / "config.json").is_file():
+    if backend == "hf" and is_random_spec(path):
+        arch_of(path)
+        return
+    found = Path(path).expanduser()
+    if path != "tiny" and not ((found / "config.json").is_file() or is_adapter_dir(found)):
         raise ConfigError(
             f"model.model={model}: {path} is not a model directory (no config.json); give a directory "
             f"written by save_pretrained, or {backend}:tiny"
@@ -283,14 +305,17 @@ def _held_out(metrics: dict[str, float]) -> str:
 def run_iteration(
     config: TrainConfig,
     policy: Any,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | MasterWeightsAdamW,
     scheduler: Any,
     settings: UpdateSettings,
     iteration: int,
-    reference: torch.nn.Module | None,
+    reference: ReferencePass | None,
+    *,
+    learner: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """Stages 1-5 of one iteration; returns its metrics."""
-    model = policy.model
+    """Stages 1-5 of one iteration; returns its metrics. ``learner`` is the trained module when it
+    is not ``policy.model`` itself (the LoRA wrapper)."""
+    model = learner if learner is not None else policy.model
     t0 = time.perf_counter()
     raw, shaped, stats = gather_groups(policy, config, iteration)
     t1 = time.perf_counter()
@@ -304,16 +329,14 @@ def run_iteration(
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     batch = build_batch(shaped, advantages, policy.pad_id)
     if config.recomputes_logprobs:
-        with torch.no_grad():
-            current = token_logprobs(model, batch, temperature=settings.temperature).logprobs
+        current = batch_logprobs(model, batch, settings)
         mask = batch.loss_mask.bool()
         gap = (current - batch.old_logprobs)[mask].abs()
         metrics["loss/rollout_logprob_gap"] = float(gap.mean()) if mask.any() else 0.0
         batch = replace(batch, old_logprobs=current)
     ref = None
     if reference is not None:
-        with torch.no_grad():
-            ref = token_logprobs(reference, batch, temperature=settings.temperature).logprobs
+        ref = reference(batch, settings)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
     update = ppo_update(model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref)
     policy.update_weights({})  # sync the rollout policy: hf shares the module (a version bump), vllm reloads
@@ -335,8 +358,15 @@ def run_iteration(
     return metrics
 
 
-def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """``report.json``, ``plot.png`` and ``final/`` of a finished run."""
+def write_report(
+    config: TrainConfig,
+    policy: Any,
+    history: dict[str, Any],
+    seconds: float,
+    model: torch.nn.Module | None = None,
+) -> dict[str, Any]:
+    """``report.json``, ``plot.png`` and ``final/`` of a finished run (``model``: the trained module
+    when it is not ``policy.model``; a LoRA model saves only its adapter)."""
     out = Path(config.output_dir)
     evals = history["evals"]
     first, last = evals[0], evals[-1]
@@ -358,7 +388,7 @@ def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seco
         out / "plot.png",
         f"{config.credit.estimator} on {config.env.env_id}",
     )
-    policy.model.save_pretrained(out / "final")
+    (model if model is not None else policy.model).save_pretrained(out / "final")
     policy.tokenizer.save_pretrained(out / "final")
     write_env_record(out / "final", config)
     return report
