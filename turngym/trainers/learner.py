@@ -49,13 +49,21 @@ def base_spec(model_spec: str) -> str:
     return spec if spec.startswith("random:") else str(Path(spec).expanduser().resolve())
 
 
+def enable_checkpointing(module: torch.nn.Module) -> None:
+    """Non-reentrant activation checkpointing of every decoder layer (``transformers`` ≥ 5 names it
+    ``activation_checkpointing_enable``; older releases ``gradient_checkpointing_enable``)."""
+    hf: Any = module
+    if hasattr(hf, "activation_checkpointing_enable"):
+        hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def build_learner(module: torch.nn.Module, config: TrainConfig) -> Learner:
     """Checkpointing and LoRA on the policy's ``module`` (in place), then the optimizer."""
     m, o = config.model, config.optim
     if m.gradient_checkpointing:
-        module.gradient_checkpointing_enable(  # type: ignore[operator]  # transformers' PreTrainedModel
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        enable_checkpointing(module)
     model = module
     if m.lora.rank > 0:
         lora = m.lora
