@@ -9,6 +9,7 @@ the adapter on it.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ def load_adapter_dir(
 
         tokenizer = AutoTokenizer.from_pretrained(path)
     dtype = next(p.dtype for p in base.parameters())
-    model = peft.PeftModel.from_pretrained(base, str(path))
+    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        model = peft.PeftModel.from_pretrained(base, str(path))
     return tokenizer, model.to(dtype).eval()
 
 

@@ -3,11 +3,12 @@
 Agents: ``expert`` / ``random`` (model-free baselines), ``hf:tiny`` (the project's tiny model,
 built on first use), ``hf:PATH`` (any local Hugging Face causal-LM directory, or a LoRA adapter
 directory: its base plus the adapter), ``hf:random:ARCH`` (a randomly initialised real
-architecture), ``vllm:tiny`` / ``vllm:PATH`` (the same models served by an in-process vLLM engine) and ``openai:URL``
-(any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays ``N / G`` tasks, G
-episodes each with the same task id and env seed (task ``k`` uses seed ``--seed + k``), so the
-spread within a group is the policy's own. ``--concurrency C`` is how many episodes run in
-lock-step (one batched ``generate`` per turn for ``hf``, C parallel requests for ``openai``).
+architecture), ``vllm:tiny`` / ``vllm:PATH`` (the same models served by an in-process vLLM engine)
+and ``openai:URL`` (any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays
+``N / G`` tasks, G episodes each with the same task id and env seed (task ``k`` uses seed
+``--seed + k``), so the spread within a group is the policy's own. ``--concurrency C`` is how many
+episodes run in lock-step (one batched ``generate`` per turn for ``hf``, C parallel requests for
+``openai``).
 
 A model trained by ``turngym train`` (``hf:runs/<run>/final``) is evaluated by default on the env
 it was trained on, with its held-out split and rollout settings (``final/turngym.json``); the

@@ -48,7 +48,7 @@ from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.learner import ReferencePass, build_learner, reference_pass
-from turngym.trainers.lora import load_model_state, model_state
+from turngym.trainers.lora import load_model_state, model_state, save_model
 from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
 from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rollout import (
@@ -388,7 +388,7 @@ def write_report(
         out / "plot.png",
         f"{config.credit.estimator} on {config.env.env_id}",
     )
-    (model if model is not None else policy.model).save_pretrained(out / "final")
+    save_model(model if model is not None else policy.model, out / "final")
     policy.tokenizer.save_pretrained(out / "final")
     write_env_record(out / "final", config)
     return report

@@ -16,7 +16,10 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,7 +45,9 @@ def apply_lora(
         r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM"
     )
     try:
-        wrapped = peft.get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            wrapped = peft.get_peft_model(model, config)
     except ValueError as exc:
         raise ConfigError(f"model.lora.target_modules={target_modules!r}: {exc}") from None
     wrapped.peft_config["default"].base_model_name_or_path = base
@@ -60,7 +65,9 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     if is_lora(model):
         from peft import get_peft_model_state_dict
 
-        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+        # save_embedding_layers=False: "auto" would look the base up on the Hub to check its vocabulary
+        state = get_peft_model_state_dict(model, save_embedding_layers=False)
+        return {k: v.detach().clone() for k, v in state.items()}
     return model.state_dict()
 
 
@@ -78,6 +85,15 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
     model.load_state_dict(state)
 
 
+def save_model(model: torch.nn.Module, path: str | Path) -> None:
+    """``save_pretrained`` of the trained module: a LoRA model writes only its adapter."""
+    hf: Any = model
+    if is_lora(model):
+        hf.save_pretrained(str(path), save_embedding_layers=False)
+    else:
+        hf.save_pretrained(path)
+
+
 def reference_logprobs(
     model: torch.nn.Module, compute: Callable[[torch.nn.Module], torch.Tensor]
 ) -> torch.Tensor:
@@ -93,4 +109,5 @@ __all__ = [
     "merged_state_dict",
     "model_state",
     "reference_logprobs",
+    "save_model",
 ]
