@@ -140,10 +140,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         trained = f"LoRA r={r['lora_rank']}" if r["lora_rank"] else "all weights"
-        print(
-            f"| {r['arch']} | {trained} | {r['tokens_per_s']:.0f} | {r['step_s']:.2f} | {r['old_pass_s']:.2f} "
-            f"| {r['peak_gb']:.1f} | {r['mfu']:.1%} |"
-        )
+        cells = [
+            r["arch"],
+            trained,
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['step_s']:.2f}",
+            f"{r['old_pass_s']:.2f}",
+        ]
+        cells += [f"{r['peak_gb']:.1f}", f"{r['mfu']:.1%}"]
+        print("| " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"device": name, "peak_flops": peak, "batch": args.batch, "length": args.length, "rows": rows}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
