@@ -40,6 +40,7 @@ def train(run: Path, settings: list[str], *, resume: bool = False) -> str:
     return result.output
 
 
+@pytest.mark.timeout(3600)  # about 3 min on 2 idle cores; far longer on a loaded machine
 def test_qwen25_05b_bf16_lora_checkpointing_trains_an_iteration_on_cpu(tmp_path):
     run = tmp_path / "run"
     train(
@@ -67,6 +68,7 @@ LORA_TINY = [*SHORT, "model.lora.rank=4", "model.lora.target_modules=q_proj,v_pr
              "sft.demos=4", "sft.steps=2", "checkpoint_every=1", "loss.kl_coef=0.01"]  # fmt: skip
 
 
+@pytest.mark.timeout(1200)
 def test_lora_run_resumes_to_the_adapter_of_an_uninterrupted_run_and_evaluates(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(straight, [*LORA_TINY, "iterations=2"])
