@@ -40,7 +40,7 @@ def train(run: Path, settings: list[str], *, resume: bool = False) -> str:
     return result.output
 
 
-@pytest.mark.timeout(3600)  # about 3 min on 2 idle cores; far longer on a loaded machine
+@pytest.mark.timeout(3600)  # minutes on 2 CPU cores, far longer when other jobs share them
 def test_qwen25_05b_bf16_lora_checkpointing_trains_an_iteration_on_cpu(tmp_path):
     run = tmp_path / "run"
     train(
