@@ -187,3 +187,13 @@ def test_console_script_prints_one_line_instead_of_a_traceback():
     assert done.returncode == 2
     assert "did you mean 'group_size'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_random_architecture_is_refused_before_anything_is_written(tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "-o", str(run), "--set", "model.model=hf:random:gpt-9"])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith(
+        "hf:random:gpt-9 is not a known architecture; known: llama-3.2-1b"
+    )
+    assert not run.exists()
