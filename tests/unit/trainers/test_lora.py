@@ -114,3 +114,45 @@ def test_an_adapter_directory_loads_onto_its_base(micro_model, tmp_path):
     torch.testing.assert_close(
         batch_logprobs(loaded, batch(), settings), batch_logprobs(model, batch(), settings)
     )
+
+
+class RecordingEngine:
+    """Stands in for ``vllm.LLM``: records what ``reload_weights`` would load."""
+
+    def __init__(self):
+        self.loaded = None
+        self.cache_resets = 0
+
+    def collective_rpc(self, method, kwargs):
+        assert method == "reload_weights"
+        self.loaded = dict(kwargs["weights_iterator"])
+
+    def reset_prefix_cache(self):
+        self.cache_resets += 1
+
+
+def test_a_vllm_sampler_receives_the_merged_weights_of_a_lora_trained_copy(micro_model):
+    from turngym.agents.vllm import VLLMPolicy
+    from turngym.errors import ConfigError
+
+    plain = copy.deepcopy(micro_model)
+    policy = object.__new__(VLLMPolicy)  # the engine-free parts: update_weights and its checks
+    policy.name, policy.version, policy.llm = "vllm:test", 0, RecordingEngine()
+    policy._model = micro_model
+    policy._shapes = {k: tuple(v.shape) for k, v in plain.state_dict().items()}
+    policy._checkpoint_names = frozenset(policy._shapes)
+    model = lora_model(policy.model, targets="all-linear")  # in place: the policy's copy gets the adapter
+    train_steps(model)
+    policy.update_weights({})
+    assert policy.version == 1 and policy.llm.cache_resets == 1
+    assert set(policy.llm.loaded) == set(plain.state_dict())
+    plain.load_state_dict(policy.llm.loaded)
+    settings = UpdateSettings()
+    torch.testing.assert_close(
+        batch_logprobs(plain, batch(), settings),
+        batch_logprobs(model, batch(), settings),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    with pytest.raises(ConfigError, match="takes no state dict"):
+        policy.update_weights({"lm_head.weight": plain.lm_head.weight})
