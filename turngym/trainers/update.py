@@ -68,13 +68,13 @@ def token_logprobs(
     return ModelOutput(logp, ent)
 
 
-def micro_batches(batch: TrainBatch, settings: UpdateSettings, *, rows: int | None = None) -> list[list[int]]:
+def micro_batches(batch: TrainBatch, settings: UpdateSettings) -> list[list[int]]:
     """Row chunks of whole trajectories for forward passes: by ``settings.max_tokens_per_micro_batch``
-    (length-sorted, padding counted) when set, else by ``rows`` (default ``micro_batch_rows``)."""
+    (length-sorted, padding counted) when set, else ``micro_batch_rows`` rows."""
     if settings.max_tokens_per_micro_batch is not None:
         lengths = batch.attention_mask.sum(dim=-1)
         return token_budget_chunks(batch.seq_ids, lengths, settings.max_tokens_per_micro_batch)
-    return sequence_chunks(batch.seq_ids, rows or settings.micro_batch_rows)
+    return sequence_chunks(batch.seq_ids, settings.micro_batch_rows)
 
 
 def batch_logprobs(model: torch.nn.Module, batch: TrainBatch, settings: UpdateSettings) -> torch.Tensor:
