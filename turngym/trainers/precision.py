@@ -20,18 +20,6 @@ from typing import Any
 
 import torch
 
-from turngym.errors import ConfigError
-
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """The ``torch.dtype`` of a ``model.dtype`` name."""
-    if name not in DTYPES:
-        raise ConfigError(f"model.dtype must be one of {DTYPES}, got {name!r}")
-    dtype: torch.dtype = getattr(torch, name)
-    return dtype
-
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The parameters an optimizer updates (all of them, or a LoRA adapter's)."""
