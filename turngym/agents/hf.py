@@ -1,7 +1,9 @@
 """The ``hf`` policy: batched sampling from any local Hugging Face causal LM (CPU or CUDA).
 
 ``hf:PATH`` loads a directory written by ``save_pretrained`` (a Qwen2.5 or Llama checkpoint on
-disk, or the project's own ``hf:tiny``) with ``AutoTokenizer``/``AutoModelForCausalLM``.
+disk, or the project's own ``hf:tiny``) with ``AutoTokenizer``/``AutoModelForCausalLM``; a LoRA
+adapter directory (a LoRA run's ``final/``) loads its base and the adapter, and ``hf:random:<arch>``
+builds a randomly initialised model of a real architecture.
 
 Sampling is a hand-written decode loop rather than ``model.generate`` so that the numbers the
 trainer needs come from the very logits the tokens were drawn from:
@@ -47,10 +49,19 @@ from turngym.errors import ConfigError, PolicyError
 def load_tokenizer_and_model(
     path: str | Path, *, device: str = "cpu", dtype: str = "float32"
 ) -> tuple[Any, torch.nn.Module]:
-    """``(tokenizer, model)`` of a local model directory; raises ConfigError when it is not one."""
+    """``(tokenizer, model)`` of a local model directory, a LoRA adapter directory (its base plus
+    the adapter, :mod:`~turngym.agents.adapters`) or ``random:<arch>``
+    (:mod:`~turngym.agents.random_models`); raises ConfigError when it is none of them."""
     import transformers
 
+    from turngym.agents.adapters import is_adapter_dir, load_adapter_dir
+    from turngym.agents.random_models import build_random, is_random_spec
+
+    if is_random_spec(path):
+        return build_random(str(path), dtype=getattr(torch, dtype), device=device)
     path = Path(path)
+    if is_adapter_dir(path) and not (path / "config.json").is_file():
+        return load_adapter_dir(path, lambda base: load_tokenizer_and_model(base, device=device, dtype=dtype))
     if not (path / "config.json").is_file():
         raise ConfigError(
             f"hf:{path} is not a model directory (no config.json); give a directory written by "
@@ -84,7 +95,8 @@ class HFPolicy:
             raise ConfigError("the tokenizer and generation config define no end-of-sequence token")
         self.eos_ids = frozenset(eos)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-        params = inspect.signature(model.forward).parameters  # transformers 5 renamed the KV cache
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
+        params = inspect.signature(inner.forward).parameters  # transformers 5 renamed the KV cache
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.prefix_cache = True
         """Keep the last call's KV cache and reuse it for prompts that extend its sequences."""

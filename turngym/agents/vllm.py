@@ -50,7 +50,9 @@ in place; the engine's prefix cache is then reset so no cached key/value compute
 weights is reused. ``version`` counts the updates, as in the ``hf`` backend. vLLM rebuilds a fused
 layer from all of its parts, so a pushed state dict must be complete; with
 ``VLLMConfig(trainable=True)`` the policy keeps a ``transformers`` copy (:attr:`VLLMPolicy.model`)
-that partial updates are merged into before its full state dict is pushed.
+that partial updates are merged into before its full state dict is pushed. When that copy trains
+a LoRA adapter (``model.lora.rank`` > 0), ``update_weights({})`` pushes the merged weights
+W + (α/r)·B·A under the base model's names, so the engine serves a plain model.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from turngym.agents.adapters import has_lora_layers, merged_state_dict
 from turngym.agents.policy import Completion, SamplingParams, request_seeds
 from turngym.errors import ConfigError, PolicyError
 
@@ -223,7 +226,14 @@ class VLLMPolicy:
             raise ConfigError(
                 f"update_weights got {' and '.join(problems)}; pass the model's own state_dict() names"
             )
-        if self._model is not None:
+        if self._model is not None and has_lora_layers(self._model):
+            if state_dict:
+                raise ConfigError(
+                    "update_weights on a LoRA-trained copy takes no state dict: the adapter trains in "
+                    "place and update_weights({}) pushes the merged weights"
+                )
+            state_dict = merged_state_dict(self._model)
+        elif self._model is not None:
             import torch
 
             own = self._model.state_dict()

@@ -1,12 +1,14 @@
 """``turngym eval``: run an agent on an environment, print a summary table, save trajectories.
 
 Agents: ``expert`` / ``random`` (model-free baselines), ``hf:tiny`` (the project's tiny model,
-built on first use), ``hf:PATH`` (any local Hugging Face causal-LM directory), ``vllm:tiny`` /
-``vllm:PATH`` (the same models served by an in-process vLLM engine) and ``openai:URL``
-(any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays ``N / G`` tasks, G
-episodes each with the same task id and env seed (task ``k`` uses seed ``--seed + k``), so the
-spread within a group is the policy's own. ``--concurrency C`` is how many episodes run in
-lock-step (one batched ``generate`` per turn for ``hf``, C parallel requests for ``openai``).
+built on first use), ``hf:PATH`` (any local Hugging Face causal-LM directory, or a LoRA adapter
+directory: its base plus the adapter), ``hf:random:ARCH`` (a randomly initialised real
+architecture), ``vllm:tiny`` / ``vllm:PATH`` (the same models served by an in-process vLLM engine)
+and ``openai:URL`` (any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays
+``N / G`` tasks, G episodes each with the same task id and env seed (task ``k`` uses seed
+``--seed + k``), so the spread within a group is the policy's own. ``--concurrency C`` is how many
+episodes run in lock-step (one batched ``generate`` per turn for ``hf``, C parallel requests for
+``openai``).
 
 A model trained by ``turngym train`` (``hf:runs/<run>/final``) is evaluated by default on the env
 it was trained on, with its held-out split and rollout settings (``final/turngym.json``); the
@@ -118,7 +120,14 @@ def _load_policy(
     agent: str, model: str | None, api: str, concurrency: int, threads: int | None, device: str
 ) -> Any:
     model_dir = _model_dir(agent)
-    if model_dir is not None and not (model_dir / "config.json").is_file():
+    if agent.startswith("hf:random:"):
+        from turngym.agents.hf import HFPolicy
+
+        return HFPolicy.from_pretrained(agent[3:], device=device, num_threads=threads)
+    has_model = model_dir is not None and (
+        (model_dir / "config.json").is_file() or (model_dir / "adapter_config.json").is_file()
+    )
+    if model_dir is not None and not has_model:
         raise ConfigError(
             f"{agent} is not a model directory (no config.json); give a directory written by "
             f"save_pretrained (e.g. a run's final/), or {agent.partition(':')[0]}:tiny"

@@ -190,6 +190,46 @@ def sequence_chunks(
     return chunks
 
 
+def token_budget_chunks(
+    seq_ids: torch.Tensor,
+    lengths: torch.Tensor,
+    max_tokens: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Row indices in chunks of whole trajectories whose padded size fits ``max_tokens``.
+
+    A chunk's cost is what its forward pass computes: rows × the longest row (``lengths`` [B] are
+    the rows' real lengths). Trajectories are taken longest first (by their longest row; ties in
+    order of first appearance, or shuffled by ``generator`` before the stable sort), so rows of
+    similar length share a chunk and little padding is computed; a chunk takes the next trajectory
+    while the padded size stays within ``max_tokens``, and a trajectory over the budget alone is
+    a chunk of its own. Example: one row per trajectory, lengths [3, 9, 4, 8], budget 18 →
+    [[1, 3], [2, 0]] (costs 2 × 9 = 18 and 2 × 4 = 8; adding row 2 to the first would cost 27).
+    """
+    if max_tokens < 1:
+        raise TrainerError(f"max_tokens={max_tokens}: a micro-batch needs room for at least one token")
+    rows_of: dict[int, list[int]] = {}
+    for row, seq in enumerate(seq_ids.tolist()):
+        rows_of.setdefault(seq, []).append(row)
+    order = list(rows_of.values())
+    if generator is not None:
+        order = [order[i] for i in torch.randperm(len(order), generator=generator).tolist()]
+    size = lengths.tolist()
+    order.sort(key=lambda rows: -max(size[r] for r in rows))
+    chunks: list[list[int]] = []
+    width = 0
+    for rows in order:
+        longest = max(size[r] for r in rows)
+        if chunks and (len(chunks[-1]) + len(rows)) * max(width, longest) <= max_tokens:
+            chunks[-1] += rows
+            width = max(width, longest)
+        else:
+            chunks.append(list(rows))
+            width = longest
+    return chunks
+
+
 def informative_groups(groups: Sequence[Sequence[Trajectory]], tol: float = 1e-9) -> list[int]:
     """Indices of the groups whose trajectory returns are not all equal (dynamic sampling)."""
     keep = []

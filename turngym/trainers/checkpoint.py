@@ -1,10 +1,11 @@
 """Resumable checkpoints: everything a killed run needs to continue with nothing lost.
 
-A checkpoint is a directory ``checkpoints/iter-NNNNNN/`` holding ``state.pt`` with the model,
-optimizer and scheduler state dicts, the RNG states (Python, NumPy, torch), the iteration it was
-taken after, the run's history (evaluations so far) and the config digest. It is written into a
-temporary directory first and renamed into place, then ``checkpoints/latest`` is replaced
-atomically, so a SIGKILL at any moment leaves either the previous or the new checkpoint, never a
+A checkpoint is a directory ``checkpoints/iter-NNNNNN/`` holding ``state.pt`` with the model
+(with LoRA: only the adapter), optimizer and scheduler state dicts, the RNG states (Python, NumPy,
+torch), the iteration it was taken after, the run's history (evaluations so far) and the config
+digest. It is written into a temporary directory first and renamed into place, then
+``checkpoints/latest`` is replaced atomically, so a SIGKILL at any moment leaves either the
+previous or the new checkpoint, never a
 torn one. Resuming with a config whose digest differs is refused (:class:`CheckpointError`).
 A run of several processes (:mod:`turngym.trainers.distributed`) keeps its model and optimizer
 sharded in the checkpoint's ``learner/`` directory instead (``state.pt`` then has ``sharded: True``).
@@ -29,6 +30,8 @@ import yaml
 
 from turngym.errors import CheckpointError, ConfigError
 from turngym.trainers.config import TrainConfig
+from turngym.trainers.lora import model_state
+from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rundir import config_differences
 
 STATE_FILE = "state.pt"
@@ -69,7 +72,7 @@ def save_checkpoint(
     iteration: int,
     *,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | MasterWeightsAdamW,
     scheduler: Any,
     history: dict[str, Any],
     config_digest: str,
@@ -80,7 +83,7 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        state = {"model": model_state(model), "optimizer": optimizer.state_dict()}
         write_state(tmp, iteration, state, scheduler=scheduler, history=history, config_digest=config_digest)
         return publish_checkpoint(root, tmp, iteration, keep=keep)
     finally:

@@ -21,6 +21,19 @@ from turngym.errors import ConfigError
 
 
 @dataclass
+class LoRAConfig:
+    rank: int = 0
+    """LoRA rank r (0: train every weight). With r > 0 only the adapter trains (needs peft, extra
+    ``lora``); the KL reference is the base model (the adapter switched off)."""
+    alpha: float = 16.0
+    """LoRA α: the adapter's update is scaled by α / r."""
+    dropout: float = 0.0
+    """Dropout on the adapter's input."""
+    target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    """Comma-separated names of the linear layers that get an adapter, or ``all-linear``."""
+
+
+@dataclass
 class ModelConfig:
     model: str = "hf:tiny"
     """The policy: ``hf:tiny`` (built locally) or ``hf:PATH`` of a saved causal LM directory; with
@@ -31,6 +44,16 @@ class ModelConfig:
     threads: int = 1
     """torch intra-op threads. 1 is fastest on a shared 2-core machine: with other processes busy,
     two threads stall on each other (a forward/backward of the tiny model measured 5x slower)."""
+    dtype: str = "float32"
+    """Weights and activations: float32 | bfloat16 | float16 (log-probs and losses stay fp32)."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of storing them."""
+    logprob_chunk_tokens: int = 1024
+    """Positions per chunk of the memory-bounded log-prob head; 0 computes the full [B, T, V]
+    logits at once (the plain path)."""
+    logprob_vocab_chunk: int = 16384
+    """Vocabulary rows per chunk of the log-prob head."""
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass
@@ -120,6 +143,13 @@ class OptimConfig:
     """Rows per optimizer step."""
     micro_batch_rows: int = 32
     """Rows per forward/backward (gradient accumulation inside a mini-batch)."""
+    max_tokens_per_micro_batch: int | None = None
+    """Token budget of one forward pass (rows × its longest row), replacing ``micro_batch_rows``
+    for the learner and the π_old / reference passes; rows are length-sorted so little padding is
+    computed. None: ``micro_batch_rows`` rows."""
+    fp32_master_weights: bool = False
+    """With a bfloat16/float16 model: keep fp32 copies of the trainable weights and AdamW state,
+    step those, and round into the model (float16 adds dynamic loss scaling)."""
     recompute_logprobs: bool | None = None
     """Recompute π_old with a forward pass of the learner instead of trusting the sampler's
     log-probs. None (auto) turns it on whenever the sampler is not the learner's own module
@@ -158,6 +188,18 @@ class EvalConfig:
 
 
 @dataclass
+class LoggingConfig:
+    wandb: bool = False
+    """Also log metrics to Weights & Biases (needs wandb, extra ``wandb``); the run directory is
+    ``output_dir/wandb``."""
+    wandb_project: str = "turngym"
+    """W&B project name."""
+    wandb_mode: str = "auto"
+    """online | offline | auto (``WANDB_MODE`` if set, else online when ``WANDB_API_KEY`` is set,
+    else offline: the run is written locally and can be uploaded later with ``wandb sync``)."""
+
+
+@dataclass
 class TrainConfig:
     iterations: int = 60
     """RL iterations (sample → credit → update → sync)."""
@@ -185,6 +227,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` naming the cause and the fix for impossible combinations."""
@@ -261,10 +304,43 @@ class TrainConfig:
             )
         if not self.model.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
-                "model.model must be 'hf:tiny', 'hf:PATH', 'vllm:tiny' or 'vllm:PATH' (a trainable policy), "
+                "model.model must be 'hf:tiny', 'hf:PATH', 'hf:random:ARCH', 'vllm:tiny' or 'vllm:PATH' "
+                "(a trainable policy), "
                 f"got {self.model.model!r}"
             )
+        self._validate_scale()
         return self
+
+    def _validate_scale(self) -> None:
+        """The settings of precision, LoRA, micro-batching and logging."""
+        m, o = self.model, self.optim
+        if m.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"model.dtype must be float32, bfloat16 or float16, got {m.dtype!r}")
+        if m.dtype == "float16" and not o.fp32_master_weights:
+            raise ConfigError(
+                "model.dtype=float16 needs optim.fp32_master_weights=true (fp16 gradients need loss "
+                "scaling and fp32 updates); or use bfloat16"
+            )
+        if m.logprob_chunk_tokens < 0 or m.logprob_vocab_chunk < 1:
+            raise ConfigError(
+                f"model.logprob_chunk_tokens must be >= 0 (0: plain path) and model.logprob_vocab_chunk "
+                f">= 1, got {m.logprob_chunk_tokens} and {m.logprob_vocab_chunk}"
+            )
+        if m.lora.rank < 0 or m.lora.alpha <= 0 or not 0 <= m.lora.dropout < 1:
+            raise ConfigError(
+                f"model.lora needs rank >= 0, alpha > 0 and 0 <= dropout < 1, got rank={m.lora.rank}, "
+                f"alpha={m.lora.alpha}, dropout={m.lora.dropout}"
+            )
+        if m.lora.rank and not m.lora.target_modules.strip():
+            raise ConfigError("model.lora.target_modules is empty; name the linear layers, or all-linear")
+        if o.max_tokens_per_micro_batch is not None and o.max_tokens_per_micro_batch < 1:
+            raise ConfigError(
+                f"optim.max_tokens_per_micro_batch={o.max_tokens_per_micro_batch} must be >= 1 (or null)"
+            )
+        if self.logging.wandb_mode not in ("auto", "online", "offline"):
+            raise ConfigError(
+                f"logging.wandb_mode must be auto, online or offline, got {self.logging.wandb_mode!r}"
+            )
 
     @property
     def recomputes_logprobs(self) -> bool:

@@ -1,6 +1,7 @@
 """``train(config)``: the RL loop, one stage per function, top to bottom.
 
-Setup: build/load the policy (``hf:tiny`` by default), then either resume from the run's latest
+Setup: build/load the policy (``hf:tiny`` by default) and the learner around it (dtype, gradient
+checkpointing, LoRA, optimizer: :mod:`turngym.trainers.learner`), then either resume from the run's latest
 checkpoint or warm-start with SFT (:mod:`turngym.trainers.sft`), evaluate that warm start on
 held-out tasks and checkpoint it as iteration 0. Then, per iteration:
 
@@ -34,7 +35,6 @@ alone evaluates and writes logs, reports and ``final/`` (:mod:`turngym.trainers.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -46,6 +46,8 @@ import numpy as np
 import torch
 import yaml
 
+from turngym.agents.adapters import is_adapter_dir
+from turngym.agents.random_models import arch_of, is_random_spec
 from turngym.errors import ConfigError
 from turngym.reports import write_train_report
 from turngym.trainers import advantages as credit
@@ -62,9 +64,11 @@ from turngym.trainers.distributed import (
     load_full_state_dict,
     load_sharded,
     save_checkpoint_sharded,
-    shard,
 )
+from turngym.trainers.learner import ReferencePass, build_learner, reference_pass
+from turngym.trainers.lora import load_model_state, model_state, save_model
 from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
+from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rollout import (
     collect_rollouts,
     derive_seed,
@@ -77,7 +81,7 @@ from turngym.trainers.rollout import (
 from turngym.trainers.rollout_log import TokenText, rollouts_due, write_rollouts
 from turngym.trainers.rundir import write_env_record
 from turngym.trainers.sft import expert_demos, load_policy, supervised_finetune
-from turngym.trainers.update import UpdateSettings, ppo_update, token_logprobs
+from turngym.trainers.update import UpdateSettings, batch_logprobs, ppo_update
 from turngym.trajectory import Trajectory
 
 WARM_START = "warm_start.pt"
@@ -113,6 +117,9 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
         micro_batch_rows=optim.micro_batch_rows,
         grad_clip=optim.grad_clip,
         temperature=config.rollout.temperature,
+        max_tokens_per_micro_batch=optim.max_tokens_per_micro_batch,
+        logprob_chunk_tokens=config.model.logprob_chunk_tokens,
+        vocab_chunk=config.model.logprob_vocab_chunk,
     )
 
 
@@ -187,6 +194,11 @@ def _train(
 ) -> TrainResult:
     if world.distributed and not config.model.model.startswith("hf:"):
         raise ConfigError(f"model.model={config.model.model}: several processes train hf: models only")
+    if world.distributed and (config.model.lora.rank > 0 or config.optim.fp32_master_weights):
+        raise ConfigError(
+            "model.lora and optim.fp32_master_weights are not supported with several processes yet; "
+            "train them in one process (without --nproc)"
+        )
     out = Path(config.output_dir)
     progress = ProgressReport(enabled=config.progress and world.main)
     opened = open_run(config, resume=resume)
@@ -205,12 +217,9 @@ def _train(
         (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         if on_start is not None:
             on_start(out)
-    model = shard(copy.deepcopy(policy.model), world) if world.distributed else policy.model
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
-    )
-    warmup = max(config.optim.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    learner = build_learner(policy.model, config, world)
+    model, optimizer, scheduler = learner.model, learner.optimizer, learner.scheduler
+    trained = policy.model if world.distributed else model  # what warm starts and final/ hold
     digest = config.digest()
     ckpt_root = out / "checkpoints"
     history: dict[str, Any] = {}
@@ -241,7 +250,7 @@ def _train(
             load_sharded(ckpt.path, model, optimizer)
             policy.update_weights(full_state_dict(model))
         else:
-            model.load_state_dict(ckpt.model)
+            load_model_state(model, ckpt.model)
             policy.update_weights({})  # a sampler apart from the learner (vllm) gets the restored weights
             optimizer.load_state_dict(ckpt.optimizer)
         scheduler.load_state_dict(ckpt.scheduler)
@@ -278,15 +287,15 @@ def _train(
             progress.stage(f"warm start: held-out success {_held_out(warm)}")
             history["evals"].append({"iteration": 0, **warm})
             log.write(0, warm)
-            torch.save(policy.model.state_dict(), out / WARM_START)
+            torch.save(model_state(trained), out / WARM_START)
         start = 0
         barrier(world)
         checkpoint(0)
 
     reference = None
-    if config.loss.kl_coef:  # the frozen warm start, also after a resume
-        reference = copy.deepcopy(policy.model).eval()
-        reference.load_state_dict(torch.load(out / WARM_START, map_location="cpu", weights_only=True))
+    if config.loss.kl_coef:  # the frozen warm start (LoRA: the base model), also after a resume
+        warm_start = torch.load(out / WARM_START, map_location="cpu", weights_only=True)
+        reference = reference_pass(trained, warm_start)
     probe = env_factory(config, "train")()
     settings = update_settings(config, probe.max_turns)
     probe.close()
@@ -317,7 +326,8 @@ def _train(
         barrier(world)  # rank 0 writes the report
         return TrainResult(json.loads((out / REPORT_FILE).read_text()), out)
     progress.stage("writing report.json, plot.png and final/")
-    result = TrainResult(write_report(config, policy, history, time.perf_counter() - started), out)
+    report = write_report(config, policy, history, time.perf_counter() - started, trained)
+    result = TrainResult(report, out)
     barrier(world)
     return result
 
@@ -335,13 +345,30 @@ class _NoLog:
 def _metrics_log(out: Path, resume_after: int | None, config: TrainConfig, world: World) -> Any:
     if not world.main:
         return _NoLog()
-    return MetricsLog(out, resume_after=resume_after, tensorboard=config.tensorboard)
+    return MetricsLog(out, resume_after=resume_after, tensorboard=config.tensorboard, sinks=_sinks(config))
+
+
+def _sinks(config: TrainConfig) -> list[Any]:
+    """The extra metric sinks ``logging`` asks for."""
+    if not config.logging.wandb:
+        return []
+    from turngym.trainers.wandb_sink import WandbSink
+
+    lg = config.logging
+    return [
+        WandbSink(config.output_dir, project=lg.wandb_project, mode=lg.wandb_mode, config=config.to_dict())
+    ]
 
 
 def _check_model_dir(model: str) -> None:
-    """Refuse ``hf:PATH`` / ``vllm:PATH`` without a ``config.json`` (named as given) before any write."""
+    """Refuse ``hf:PATH`` / ``vllm:PATH`` without a ``config.json`` (or a LoRA adapter's
+    ``adapter_config.json``; named as given) before any write; ``hf:random:ARCH`` must be known."""
     backend, _, path = model.partition(":")
-    if path != "tiny" and not (Path(path).expanduser() / "config.json").is_file():
+    if backend == "hf" and is_random_spec(path):
+        arch_of(path)
+        return
+    found = Path(path).expanduser()
+    if path != "tiny" and not ((found / "config.json").is_file() or is_adapter_dir(found)):
         raise ConfigError(
             f"model.model={model}: {path} is not a model directory (no config.json); give a directory "
             f"written by save_pretrained, or {backend}:tiny"
@@ -355,17 +382,18 @@ def _held_out(metrics: dict[str, float]) -> str:
 def run_iteration(
     config: TrainConfig,
     policy: Any,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | MasterWeightsAdamW,
     scheduler: Any,
     settings: UpdateSettings,
     iteration: int,
-    reference: torch.nn.Module | None,
+    reference: ReferencePass | None,
     *,
     learner: torch.nn.Module | None = None,
     world: World = World(),
 ) -> dict[str, float]:
-    """Stages 1-5 of one iteration; returns its metrics. ``learner``: the module trained (default:
-    the policy's own; with several processes an FSDP-sharded copy, synced into the policy after)."""
+    """Stages 1-5 of one iteration; returns its metrics. ``learner``: the module trained when it is
+    not ``policy.model`` itself (the LoRA wrapper; with several processes an FSDP-sharded copy,
+    synced into the policy after)."""
     model = policy.model if learner is None else learner
     t0 = time.perf_counter()
     raw, shaped, stats = gather_groups(policy, config, iteration, world)
@@ -387,16 +415,14 @@ def run_iteration(
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     batch = build_batch(shaped, advantages, policy.pad_id)
     if config.recomputes_logprobs:
-        with torch.no_grad():
-            current = token_logprobs(model, batch, temperature=settings.temperature).logprobs
+        current = batch_logprobs(model, batch, settings)
         mask = batch.loss_mask.bool()
         gap = (current - batch.old_logprobs)[mask].abs()
         metrics["loss/rollout_logprob_gap"] = float(gap.mean()) if mask.any() else 0.0
         batch = replace(batch, old_logprobs=current)
     ref = None
     if reference is not None:
-        with torch.no_grad():
-            ref = token_logprobs(reference, batch, temperature=settings.temperature).logprobs
+        ref = reference(batch, settings)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
     update = ppo_update(
         model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref, world=world
@@ -421,8 +447,16 @@ def run_iteration(
     return metrics
 
 
-def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """``report.json``, ``plot.png``, ``dashboard/*.png``, ``report.md`` and ``final/`` of a finished run."""
+def write_report(
+    config: TrainConfig,
+    policy: Any,
+    history: dict[str, Any],
+    seconds: float,
+    model: torch.nn.Module | None = None,
+) -> dict[str, Any]:
+    """``report.json``, ``plot.png``, ``dashboard/*.png``, ``report.md`` and ``final/`` of a finished
+    run (``model``: the trained module when it is not ``policy.model``; a LoRA model saves only its
+    adapter)."""
     out = Path(config.output_dir)
     evals = history["evals"]
     first, last = evals[0], evals[-1]
@@ -442,7 +476,7 @@ def write_report(config: TrainConfig, policy: Any, history: dict[str, Any], seco
     rows = read_metrics(out / "metrics.jsonl")
     plot_run(rows, out / "plot.png", f"{config.credit.estimator} on {config.env.env_id}")
     write_train_report(out, report, rows, write_dashboards(rows, out / DASHBOARD_DIR))
-    policy.model.save_pretrained(out / "final")
+    save_model(model if model is not None else policy.model, out / "final")
     policy.tokenizer.save_pretrained(out / "final")
     write_env_record(out / "final", config)
     return report

@@ -1,4 +1,5 @@
-"""Metric sinks of a run: JSONL (one line per iteration), TensorBoard, the final PNG plot, and
+"""Metric sinks of a run: JSONL (one line per iteration), TensorBoard, optionally Weights & Biases
+(:mod:`turngym.trainers.wandb_sink`), the final PNG plot, and
 :class:`ProgressReport`, what a run says while it runs.
 
 Metric names are namespaced: ``rollout/`` (episodes, success, turns, tokens), ``reward/``,
@@ -20,9 +21,16 @@ from typing import Any, TextIO
 
 
 class MetricsLog:
-    """Append-only JSONL log plus an optional TensorBoard writer."""
+    """Append-only JSONL log plus an optional TensorBoard writer and further sinks (W&B)."""
 
-    def __init__(self, out_dir: str | Path, *, resume_after: int | None, tensorboard: bool) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        resume_after: int | None,
+        tensorboard: bool,
+        sinks: list[Any] | None = None,
+    ) -> None:
         self.path = Path(out_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
@@ -40,6 +48,8 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=resume_after)
+        self._sinks = list(sinks or [])
+        """Objects with ``write(iteration, metrics)`` and ``close()``."""
 
     def write(self, iteration: int, metrics: dict[str, float]) -> None:
         row = {"iteration": iteration, **{k: _finite(v) for k, v in sorted(metrics.items())}}
@@ -50,10 +60,14 @@ class MetricsLog:
                 if isinstance(value, int | float) and math.isfinite(value):
                     self._writer.add_scalar(key, value, iteration)
             self._writer.flush()
+        for sink in self._sinks:
+            sink.write(iteration, metrics)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        for sink in self._sinks:
+            sink.close()
 
 
 def _finite(value: Any) -> Any:

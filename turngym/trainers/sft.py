@@ -42,8 +42,8 @@ def load_policy(config: TrainConfig) -> HFPolicy | VLLMPolicy:
     if backend == "vllm":
         from turngym.agents.vllm import VLLMConfig, VLLMPolicy
 
-        return VLLMPolicy(spec, VLLMConfig(trainable=True, seed=config.seed))
-    return HFPolicy.from_pretrained(spec, device=config.model.device)
+        return VLLMPolicy(spec, VLLMConfig(trainable=True, seed=config.seed, dtype=config.model.dtype))
+    return HFPolicy.from_pretrained(spec, device=config.model.device, dtype=config.model.dtype)
 
 
 def expert_demos(tokenizer: Any, config: TrainConfig) -> list[Trajectory]:
@@ -71,7 +71,10 @@ def supervised_finetune(
     for _ in range(s.steps):
         pick = torch.randint(len(rows), (min(s.batch_rows, len(rows)),), generator=generator).tolist()
         batch = collate([rows[i] for i in pick], pad_id)
-        logp = token_logprobs(model, batch).logprobs
+        m = config.model
+        logp = token_logprobs(
+            model, batch, chunk_tokens=m.logprob_chunk_tokens, vocab_chunk=m.logprob_vocab_chunk
+        ).logprobs
         mask = batch.loss_mask.to(device=logp.device, dtype=logp.dtype)
         loss = -(logp * mask).sum() / mask.sum().clamp(min=1.0)
         optimizer.zero_grad(set_to_none=True)

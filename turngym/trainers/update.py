@@ -13,6 +13,12 @@ rows of them, so the summed micro-batch losses and their gradients equal those o
 mini-batch in one pass (accumulation 1 × 8 = 8 × 1). With ``world`` (several processes, an FSDP
 learner: :mod:`turngym.trainers.distributed`) the micro-batches of each mini-batch are dealt
 round-robin to the ranks and the sum is taken over ranks, so the step is the same.
+
+With ``max_tokens_per_micro_batch`` the micro-batches are cut by a token budget instead
+(:func:`~turngym.trainers.batching.token_budget_chunks`: trajectories sorted by length, rows ×
+longest row ≤ budget), and the π_old and reference passes (:func:`batch_logprobs`) run in the same
+chunks; the log-probs come from the memory-bounded head (:mod:`turngym.trainers.logprobs`) unless
+``logprob_chunk_tokens`` is 0.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from typing import Any
 
 import torch
 
-from turngym.trainers.batching import TrainBatch, sequence_chunks
-from turngym.trainers.distributed import World, reduce_sums
+from turngym.trainers.batching import TrainBatch, sequence_chunks, token_budget_chunks
+from turngym.trainers.distributed import World, is_sharded, reduce_sums
+from turngym.trainers.logprobs import chunked_sequence_logprobs, plain_sequence_logprobs
 from turngym.trainers.losses import token_weights, total_loss
+from turngym.trainers.precision import MasterWeightsAdamW, clip_and_step
 
 
 @dataclass(frozen=True)
@@ -36,22 +44,58 @@ class ModelOutput:
 
 
 def token_logprobs(
-    model: torch.nn.Module, batch: TrainBatch, *, temperature: float = 1.0, with_entropy: bool = False
+    model: torch.nn.Module,
+    batch: TrainBatch,
+    *,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    chunk_tokens: int = 1024,
+    vocab_chunk: int = 16384,
 ) -> ModelOutput:
-    """log π(x_j | x_<j) for j ≥ 1 under ``model`` (0 at position 0)."""
+    """log π(x_j | x_<j) for j ≥ 1 under ``model`` (0 at position 0), fp32.
+
+    ``chunk_tokens`` > 0: the memory-bounded head of :mod:`turngym.trainers.logprobs` (0 on
+    padding); 0: the plain path through the full [B, T, V] logits. An FSDP2-sharded model takes the
+    plain path: the head reads the output layer's weight outside the root module's forward, where
+    FSDP keeps it sharded.
+    """
     device = next(model.parameters()).device
     ids, attn = batch.input_ids.to(device), batch.attention_mask.to(device)
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
-    if temperature > 0:
-        logits = logits / temperature
-    logp_all = torch.log_softmax(logits, dim=-1)
-    picked = logp_all.gather(-1, ids[:, 1:, None]).squeeze(-1)
-    zero = torch.zeros_like(picked[:, :1])
-    entropy = None
-    if with_entropy:
-        ent = -(logp_all.exp() * logp_all).sum(-1)
-        entropy = torch.cat([zero, ent], dim=1)
-    return ModelOutput(torch.cat([zero, picked], dim=1), entropy)
+    if chunk_tokens > 0 and not is_sharded(model):
+        logp, ent = chunked_sequence_logprobs(
+            model, ids, attn, temperature=temperature, with_entropy=with_entropy,
+            chunk_tokens=chunk_tokens, vocab_chunk=vocab_chunk,
+        )  # fmt: skip
+    else:
+        logp, ent = plain_sequence_logprobs(
+            model, ids, attn, temperature=temperature, with_entropy=with_entropy
+        )
+    return ModelOutput(logp, ent)
+
+
+def micro_batches(batch: TrainBatch, settings: UpdateSettings) -> list[list[int]]:
+    """Row chunks of whole trajectories for forward passes: by ``settings.max_tokens_per_micro_batch``
+    (length-sorted, padding counted) when set, else ``micro_batch_rows`` rows."""
+    if settings.max_tokens_per_micro_batch is not None:
+        lengths = batch.attention_mask.sum(dim=-1)
+        return token_budget_chunks(batch.seq_ids, lengths, settings.max_tokens_per_micro_batch)
+    return sequence_chunks(batch.seq_ids, settings.micro_batch_rows)
+
+
+def batch_logprobs(model: torch.nn.Module, batch: TrainBatch, settings: UpdateSettings) -> torch.Tensor:
+    """No-grad log-probs [B, T] (CPU, fp32) of the whole batch, run in micro-batches (π_old and the
+    reference pass): each micro-batch's rows are cut to their own longest row, so no padding
+    beyond it is computed."""
+    out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+    with torch.no_grad():
+        for chunk in micro_batches(batch, settings):
+            micro = batch.select(chunk)
+            logp = token_logprobs(
+                model, micro, temperature=settings.temperature,
+                chunk_tokens=settings.logprob_chunk_tokens, vocab_chunk=settings.vocab_chunk,
+            ).logprobs  # fmt: skip
+            out[torch.tensor(chunk), : logp.shape[1]] = logp.cpu()
+    return out
 
 
 @dataclass(frozen=True)
@@ -74,6 +118,12 @@ class UpdateSettings:
     micro_batch_rows: int = 8
     grad_clip: float = 1.0
     temperature: float = 1.0
+    max_tokens_per_micro_batch: int | None = None
+    """Token budget of a forward pass (rows × longest row); None: ``micro_batch_rows`` rows."""
+    logprob_chunk_tokens: int = 1024
+    """Positions per chunk of the log-prob head (0: the plain full-logits path)."""
+    vocab_chunk: int = 16384
+    """Vocabulary rows per chunk of the log-prob head."""
 
 
 def minibatch_loss(
@@ -82,10 +132,11 @@ def minibatch_loss(
     settings: UpdateSettings,
     *,
     ref_logprobs: torch.Tensor | None = None,
+    loss_scale: float = 1.0,
     world: World = World(),
 ) -> dict[str, float]:
     """Forward/backward of one mini-batch in micro-batches of whole trajectories; gradients
-    accumulate in ``model``.
+    accumulate in ``model`` (of the loss times ``loss_scale``, fp16's loss scaling).
 
     With several ranks, rank r runs micro-batches r, r + N, ...; its loss is scaled by N (FSDP
     averages gradients over ranks) and a rank short of a micro-batch runs micro-batch 0 with weight 0,
@@ -96,11 +147,7 @@ def minibatch_loss(
     )
     num_tokens = float(batch.loss_mask.sum().clamp(min=1))
     totals: dict[str, float] = {}
-    chunks = [
-        c
-        for c in sequence_chunks(batch.seq_ids, settings.micro_batch_rows)
-        if batch.select(c).num_loss_tokens
-    ]
+    chunks = [c for c in micro_batches(batch, settings) if batch.select(c).num_loss_tokens]
     for index in range(world.rank, -(-len(chunks) // world.size) * world.size, world.size):
         real = index < len(chunks)
         chunk = chunks[index if real else 0]
@@ -109,7 +156,10 @@ def minibatch_loss(
         width = micro.input_ids.shape[1]
         weight = float(micro.loss_mask.sum()) / num_tokens if real else 0.0
         need_entropy = settings.entropy_coef > 0
-        out = token_logprobs(model, micro, temperature=settings.temperature, with_entropy=need_entropy)
+        out = token_logprobs(
+            model, micro, temperature=settings.temperature, with_entropy=need_entropy,
+            chunk_tokens=settings.logprob_chunk_tokens, vocab_chunk=settings.vocab_chunk,
+        )  # fmt: skip
         device = out.logprobs.device
         ref = None if ref_logprobs is None else ref_logprobs[rows][:, :width].to(device)
         loss, stats = total_loss(
@@ -129,7 +179,7 @@ def minibatch_loss(
             entropy_coef=settings.entropy_coef,
             agg={"weights": weights[rows][:, :width].to(device), "seq_ids": micro.seq_ids.to(device)},
         )
-        (loss * (world.size if real else 0.0)).backward()
+        (loss * (loss_scale * world.size if real else 0.0)).backward()
         for key, value in stats.items():  # sums of losses; token-weighted means of diagnostics
             totals[key] = totals.get(key, 0.0) + (
                 (value if real else 0.0) if key in ("loss/policy", "loss/total") else value * weight
@@ -139,7 +189,7 @@ def minibatch_loss(
 
 def ppo_update(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | MasterWeightsAdamW,
     scheduler: Any,
     batch: TrainBatch,
     settings: UpdateSettings,
@@ -160,13 +210,12 @@ def ppo_update(
                 continue
             optimizer.zero_grad(set_to_none=True)
             ref = None if ref_logprobs is None else ref_logprobs[rows]
-            stats = minibatch_loss(model, mini, settings, ref_logprobs=ref, world=world)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            optimizer.step()
+            scale = optimizer.loss_scale if isinstance(optimizer, MasterWeightsAdamW) else 1.0
+            stats = minibatch_loss(model, mini, settings, ref_logprobs=ref, loss_scale=scale, world=world)
+            grad_norm = clip_and_step(optimizer, model, settings.grad_clip)
             if scheduler is not None:
                 scheduler.step()
-            stats["loss/grad_norm"] = float(grad_norm)
+            stats["loss/grad_norm"] = grad_norm
             for key, value in stats.items():
                 sums[key] = sums.get(key, 0.0) + value
             steps += 1

@@ -365,7 +365,12 @@ def test_unknown_estimator_and_parameter_are_config_errors():
         compute("grpo", [[traj([1])]], omega=1.0)
 
 
-def test_register_a_user_estimator():
+def test_register_a_user_estimator(monkeypatch):
+    from turngym.trainers import advantages
+
+    monkeypatch.setattr(
+        advantages, "_REGISTRY", dict(advantages._REGISTRY)
+    )  # the user's name goes away after
     register_estimator("test_const", lambda batch, value=2.0: np.full(batch.num_steps, value), replace=True)
     assert "test_const" in estimator_names()
     assert compute("test_const", [[traj([0, 1])]], value=3.0) == [[[3.0, 3.0]]]

@@ -219,3 +219,13 @@ def test_nproc_execs_torchrun_with_the_resolved_run_directory(tmp_path, monkeypa
     assert tail[:3] == ["train", "--set", "iterations=3"] and tail[3] == "-o"
     assert NEW_RUN.search(tail[4]) and "--nproc" not in tail
     assert (tmp_path / "runs" / "latest").is_symlink()  # the new run is runs/latest, as with one process
+
+
+def test_an_unknown_random_architecture_is_refused_before_anything_is_written(tmp_path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "-o", str(run), "--set", "model.model=hf:random:gpt-9"])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception).startswith(
+        "hf:random:gpt-9 is not a known architecture; known: llama-3.2-1b"
+    )
+    assert not run.exists()
