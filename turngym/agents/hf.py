@@ -23,10 +23,12 @@ trainer needs come from the very logits the tokens were drawn from:
 4. A row stops at an end-of-sequence id (the tokenizer's and the generation config's) or when its
    decoded text contains a stop string; the stop token is part of the sample (it was sampled).
    A finished row is fed padding with attention mask 0 until the batch is done.
-5. Prefix reuse: the KV cache of the last call is kept. When every prompt of the next call extends
+5. Prefix reuse: the KV cache of the last call is kept. When a prompt of the next call extends
    one of the sequences it holds (the agent loop's ``full`` mode appends an observation to the
-   previous prompt and action), only the new tokens are run, right after the cached ones (the
-   gaps left by padding stay masked). The cache is dropped when the weights change (a version
+   previous prompt and action), only its new tokens are run, right after the cached ones (the
+   gaps left by padding stay masked); a prompt that extends none of them (a new episode joining
+   the asynchronous loop's next batch) gets a blank cache row whose entries are all masked and
+   is run whole. When no prompt extends a cached sequence the cache is not used. The cache is dropped when the weights change (a version
    bump or an in-place update of any parameter).
 """
 
@@ -265,17 +267,20 @@ class HFPolicy:
             or any(type(x).__name__ != "DynamicLayer" for x in layers)
         ):
             return None
-        picks = []
-        for row in rows:
-            match = next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
-            if match is None:
-                return None
-            picks.append(match)
-        index = torch.tensor(picks, device=self.device)
+        picks = [
+            next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
+            for row in rows
+        ]
+        if all(j is None for j in picks):
+            return None
+        index = torch.tensor([0 if j is None else j for j in picks], device=self.device)
         for layer in layers:
             layer.keys = layer.keys.index_select(0, index)
             layer.values = layer.values.index_select(0, index)
-        return cache, mask.index_select(0, index), [fed[j] for j in picks]
+        mask = mask.index_select(0, index)
+        blank = torch.tensor([j is None for j in picks], device=self.device)
+        mask[blank] = 0  # a row new to the cache starts from a blank row: nothing cached is visible
+        return cache, mask, [[] if j is None else fed[j] for j in picks]
 
     @staticmethod
     def _cache_of(result: Any) -> Any:
