@@ -66,6 +66,16 @@ class RolloutConfig:
     ``policy_error``, ``timeout``); a group still failing after them is dropped and counted."""
     episode_timeout_s: float | None = None
     """Wall-clock budget of one episode (None: none); an episode past it is a ``timeout`` failure."""
+    engine: str = "async"
+    """``async``: every episode its own task, env steps in a thread pool, freed slots refilled at
+    once (:mod:`turngym.agents.async_loop`); ``lockstep``: one batched turn after another."""
+    max_concurrent_episodes: int = 64
+    """Episodes in flight at most with the ``async`` engine (also bounds a policy call's batch)."""
+    batch_wait_s: float | None = None
+    """``async``: longest a completion request waits for others before the policy's next call.
+    None waits until every episode in flight asks, so batches (and results) never depend on
+    timing and resumes stay exact; a small number (e.g. 0.005) stops slow env steps holding back
+    the others."""
 
 
 @dataclass
@@ -245,6 +255,12 @@ class TrainConfig:
                 "another engine than the learner, so the PPO ratio needs the learner's own; leave "
                 "optim.recompute_logprobs unset (auto) or true"
             )
+        if r.engine not in ("async", "lockstep"):
+            raise ConfigError(f"rollout.engine must be 'async' or 'lockstep', got {r.engine!r}")
+        if r.max_concurrent_episodes < 1:
+            raise ConfigError(f"rollout.max_concurrent_episodes={r.max_concurrent_episodes} must be >= 1")
+        if r.batch_wait_s is not None and r.batch_wait_s < 0:
+            raise ConfigError(f"rollout.batch_wait_s={r.batch_wait_s} must be >= 0 (or null: wait for all)")
         if r.max_retries < 0:
             raise ConfigError(f"rollout.max_retries={r.max_retries} must be >= 0 (0: drop failed groups)")
         if r.episode_timeout_s is not None and r.episode_timeout_s <= 0:
