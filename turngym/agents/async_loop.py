@@ -96,12 +96,17 @@ def run_episodes(
     config: LoopConfig,
     settings: AsyncSettings | None = None,
     on_episode: Callable[[Trajectory], None] | None = None,
+    first_index: int = 0,
 ) -> list[Trajectory]:
     """The episodes of ``jobs`` (``(task_id, env seed)`` each), run asynchronously; in job order.
 
     ``on_episode`` is called with each trajectory as its episode ends (in finishing order).
+    ``first_index`` is the position of ``jobs[0]`` in a larger list of jobs split among workers:
+    job ``k`` here samples as job ``first_index + k`` there (its sampling stream).
     """
-    return asyncio.run(run_episodes_async(env_factory, policy, tokenizer, jobs, config, settings, on_episode))
+    return asyncio.run(
+        run_episodes_async(env_factory, policy, tokenizer, jobs, config, settings, on_episode, first_index)
+    )
 
 
 async def run_episodes_async(
@@ -112,6 +117,7 @@ async def run_episodes_async(
     config: LoopConfig,
     settings: AsyncSettings | None = None,
     on_episode: Callable[[Trajectory], None] | None = None,
+    first_index: int = 0,
 ) -> list[Trajectory]:
     """:func:`run_episodes` as a coroutine (for callers that run their own event loop)."""
     s = settings or AsyncSettings()
@@ -129,7 +135,10 @@ async def run_episodes_async(
         if batcher is not None:
             batcher.enter()
         try:
-            return await _token_episode(pool, env_factory, policy, tokenizer, jobs[k], k, config, complete)
+            index = first_index + k  # the episode's sampling stream
+            return await _token_episode(
+                pool, env_factory, policy, tokenizer, jobs[k], index, config, complete
+            )
         finally:
             if batcher is not None:
                 batcher.leave()

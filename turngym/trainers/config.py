@@ -71,6 +71,10 @@ class RolloutConfig:
     once (:mod:`turngym.agents.async_loop`); ``lockstep``: one batched turn after another."""
     max_concurrent_episodes: int = 64
     """Episodes in flight at most with the ``async`` engine (also bounds a policy call's batch)."""
+    workers: int = 0
+    """Rollout workers as Ray actors (the ``ray`` extra), each with an ``hf`` policy replica synced
+    after every update and its share of the episodes (0: sample in this process); see
+    :mod:`turngym.trainers.ray_workers` and docs/training.md for a multi-node cluster."""
     batch_wait_s: float | None = None
     """``async``: longest a completion request waits for others before the policy's next call.
     None waits until every episode in flight asks, so batches (and results) never depend on
@@ -259,6 +263,13 @@ class TrainConfig:
             raise ConfigError(f"rollout.engine must be 'async' or 'lockstep', got {r.engine!r}")
         if r.max_concurrent_episodes < 1:
             raise ConfigError(f"rollout.max_concurrent_episodes={r.max_concurrent_episodes} must be >= 1")
+        if r.workers < 0:
+            raise ConfigError(f"rollout.workers={r.workers} must be >= 0 (0: roll out in this process)")
+        if r.workers and not self.model.model.startswith("hf:"):
+            raise ConfigError(
+                f"rollout.workers={r.workers} runs hf policy replicas in Ray actors; model.model="
+                f"{self.model.model!r} is not hf:..., so set rollout.workers: 0"
+            )
         if r.batch_wait_s is not None and r.batch_wait_s < 0:
             raise ConfigError(f"rollout.batch_wait_s={r.batch_wait_s} must be >= 0 (or null: wait for all)")
         if r.max_retries < 0:

@@ -69,11 +69,15 @@ def run_jobs(
     slots: int | None = None,
 ) -> list[Trajectory]:
     """``jobs`` through the configured engine, in job order (``slots``: episodes in flight, default
-    ``rollout.max_concurrent_episodes``)."""
+    ``rollout.max_concurrent_episodes``, per Ray worker when ``rollout.workers`` > 0)."""
     r = config.rollout
     if r.engine == "lockstep":
         return run_batch(factory, policy, tokenizer, jobs, loop)
     settings = AsyncSettings(max_concurrent=slots or r.max_concurrent_episodes, max_wait_s=r.batch_wait_s)
+    if r.workers:
+        from turngym.trainers.ray_workers import pool_for
+
+        return pool_for(policy, r.workers, config.model.model).run(factory, jobs, loop, settings)
     return run_episodes(factory, policy, tokenizer, jobs, loop, settings)
 
 
