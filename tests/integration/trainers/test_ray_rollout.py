@@ -97,8 +97,10 @@ def test_ray_workers_give_the_in_process_trajectories(local_ray: Any, tiny: Path
     remote = pool.run(_maze, jobs, config, settings)
     local = []  # each actor's slice in-process: the same batches, so the same numbers
     for part in split(len(jobs), 2):
-        local += run_episodes(_maze, learner, learner.tokenizer, jobs[part.start : part.stop], config, settings,
-                              first_index=part.start)  # fmt: skip
+        chunk = jobs[part.start : part.stop]
+        local += run_episodes(
+            _maze, learner, learner.tokenizer, chunk, config, settings, first_index=part.start
+        )
     _same(remote, local)
     assert {t.metadata["policy_version"] for t in remote} == {4}
     pool.close()
