@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +66,7 @@ class _SeedLog:
     """Wraps a policy and keeps the (prompt, seed) of every request and every call's size."""
 
     inner: Policy
-    requests: dict[tuple[int, ...], int | None] = field(default_factory=dict)
+    requests: Counter[tuple[tuple[int, ...], int | None]] = field(default_factory=Counter)
     sizes: list[int] = field(default_factory=list)
 
     @property
@@ -81,7 +82,7 @@ class _SeedLog:
     ) -> list[Completion]:
         self.sizes.append(len(prompts))
         for k, prompt in enumerate(prompts):
-            self.requests[tuple(prompt)] = None if seeds is None else seeds[k]
+            self.requests[tuple(prompt), None if seeds is None else seeds[k]] += 1
         return self.inner.generate(prompts, params, seeds)
 
 
