@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -104,7 +104,7 @@ def run_episodes(
     ``first_index`` is the position of ``jobs[0]`` in a larger list of jobs split among workers:
     job ``k`` here samples as job ``first_index + k`` there (its sampling stream).
     """
-    return asyncio.run(
+    return _run_sync(
         run_episodes_async(env_factory, policy, tokenizer, jobs, config, settings, on_episode, first_index)
     )
 
@@ -149,6 +149,17 @@ async def run_episodes_async(
         if batcher is not None:
             await batcher.aclose()
         pool.shutdown(wait=True)  # envs abandoned mid-call are closed once their call returns
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``; from inside a running event loop (a notebook, an async server) it runs
+    in a thread of its own, since a loop cannot be nested."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, "turngym-run") as thread:
+        return thread.submit(asyncio.run, coro).result()
 
 
 async def _slots(
@@ -300,7 +311,7 @@ def run_chat_episodes(
     on_episode: Callable[[Trajectory], None] | None = None,
 ) -> list[Trajectory]:
     """:func:`run_chat_episodes_async` from synchronous code."""
-    return asyncio.run(run_chat_episodes_async(env_factory, policy, jobs, config, settings, on_episode))
+    return _run_sync(run_chat_episodes_async(env_factory, policy, jobs, config, settings, on_episode))
 
 
 def run_baseline_episodes(
@@ -334,4 +345,4 @@ def run_baseline_episodes(
         finally:
             pool.shutdown(wait=True)
 
-    return asyncio.run(main())
+    return _run_sync(main())

@@ -277,3 +277,14 @@ def test_bad_settings_are_clear_errors(tiny_tokenizer: Any) -> None:
         AsyncSettings(max_wait_s=-1)
     with pytest.raises(ConfigError, match="max_batch"):
         PolicyBatcher(ScriptedPolicy(tiny_tokenizer, ["x"]), SamplingParams(), max_batch=0)
+
+
+def test_the_sync_entry_point_works_inside_a_running_event_loop(tiny_tokenizer: Any) -> None:
+    async def notebook_cell() -> list[Trajectory]:  # a loop is already running here
+        return run_episodes(
+            _Ledger().factory(), ScriptedPolicy(tiny_tokenizer, ["go north"]), tiny_tokenizer,
+            [(0, 0), (1, 0)], LoopConfig(env_id=MAZE),
+        )  # fmt: skip
+
+    trajs = asyncio.run(notebook_cell())
+    assert [len(t.turns) for t in trajs] == [3, 3]
