@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from turngym.agents.async_loop import AsyncSettings, run_episodes, run_episodes_async
+from turngym.agents.async_loop import AsyncSettings, run_chat_episodes, run_episodes, run_episodes_async
 from turngym.agents.batcher import PolicyBatcher
+from turngym.agents.chat_loop import run_chat_batch
 from turngym.agents.hf import HFPolicy
 from turngym.agents.loop import run_batch
-from turngym.agents.policy import Completion, EnvAwarePolicy, LoopConfig, Policy, SamplingParams
+from turngym.agents.policy import ChatReply, Completion, EnvAwarePolicy, LoopConfig, Policy, SamplingParams
 from turngym.agents.scripted import ExpertPolicy, ScriptedPolicy
 from turngym.envs.core import StepOutcome
 from turngym.envs.toy.maze import MazeEnv
@@ -288,3 +289,38 @@ def test_the_sync_entry_point_works_inside_a_running_event_loop(tiny_tokenizer: 
 
     trajs = asyncio.run(notebook_cell())
     assert [len(t.turns) for t in trajs] == [3, 3]
+
+
+class _ChatByLength:
+    """A chat policy whose reply depends on the conversation only; counts calls in flight."""
+
+    name = "chat-by-length"
+
+    def __init__(self) -> None:
+        self.lock, self.running, self.peak = threading.Lock(), 0, 0
+
+    def chat(
+        self, conversations: Sequence[Any], params: SamplingParams, tools: Any = None
+    ) -> list[ChatReply]:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(0.01)
+        with self.lock:
+            self.running -= 1
+        moves = ["go north", "go south", "go east", "go west"]
+        return [ChatReply(moves[len(str(c)) % 4], "stop", completion_tokens=2) for c in conversations]
+
+
+def test_chat_episodes_equal_the_lockstep_chat_loop() -> None:
+    jobs = [(task, 3) for task in range(6)]
+    config = LoopConfig(env_id=MAZE, context="window:2")
+    ledger = _Ledger()
+    lock = run_chat_batch(ledger.factory(), _ChatByLength(), jobs, config)
+    policy = _ChatByLength()
+    fast = run_chat_episodes(ledger.factory(), policy, jobs, config, AsyncSettings(max_concurrent=3))
+    assert [(t.stop_reason, [(x.action, x.reward) for x in t.turns]) for t in lock] == [
+        (t.stop_reason, [(x.action, x.reward) for x in t.turns]) for t in fast
+    ]
+    assert [t.metadata["completion_tokens"] for t in fast] == [6] * 6
+    assert policy.peak == 3 and all(env.closed for env in ledger.envs)
