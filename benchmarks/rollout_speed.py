@@ -16,7 +16,23 @@ with the KV-cache prefix reuse of :class:`~turngym.agents.hf.HFPolicy` switched 
 the ratio. On CPU torch uses one thread (fastest for a model this small on a shared machine);
 ``--device cuda`` runs the same measurement on a GPU.
 
-Prints a markdown table and writes ``benchmarks/results/rollout_speed.json``.
+Lock-step vs asynchronous (``--parts async``; both parts run by default), on the same episodes
+(same jobs and seeds) through :func:`turngym.agents.loop.run_batch` and
+:func:`turngym.agents.async_loop.run_episodes`:
+
+* ``sleepy``: an env with short prompts whose ``step`` sleeps 20 ms (4 turns), 64 episodes, with
+  the ``random`` policy
+  (random admissible actions, no model) and ``hf:tiny`` (4 new tokens per turn). Lock-step runs
+  them as one batch of 64 (its env steps one after another); asynchronous as 64 episodes in
+  flight, env steps in the thread pool. Episodes/s.
+* ``varied``: Maze whose turn limit is 16 for one task in eight and 2 for the rest, 64 episodes,
+  ``hf:tiny`` (16 new tokens per turn). Lock-step in batches of 16 (each batch lasts as long as
+  its longest episode), asynchronous with 16 slots that refill. Sampled tokens/s.
+* ``code``: Code-v0 with the local sandbox (its 2 pooled workers), 16 episodes of the ``expert``
+  policy (its solution is run on the hidden tests); lock-step batch of 16 vs 16 in flight.
+
+Prints markdown tables and writes ``benchmarks/results/rollout_speed.json`` (a run of one part
+keeps the other part's results in the file).
 """
 
 from __future__ import annotations
@@ -28,16 +44,22 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from turngym.agents.async_loop import AsyncSettings, run_episodes
 from turngym.agents.hf import HFPolicy
 from turngym.agents.loop import run_batch
-from turngym.agents.policy import LoopConfig, SamplingParams
+from turngym.agents.policy import LoopConfig, Policy, SamplingParams
+from turngym.agents.scripted import ExpertPolicy, RandomPolicy
 from turngym.agents.tiny import build_tiny, describe
 from turngym.envs import make
+from turngym.envs.core import StepOutcome, TextEnv
+from turngym.envs.toy.maze import MazeEnv
+from turngym.trajectory import Trajectory
 
 RESULTS = Path(__file__).parent / "results" / "rollout_speed.json"
 
@@ -75,6 +97,124 @@ def measure(policy: HFPolicy, batch: int, turns: int, max_new: int, repeats: int
     )
 
 
+class SleepyEnv(TextEnv):
+    """Short prompts, and every step first sleeps ``delay_s``: the time goes to waiting on the env
+    (a sandbox run, a page load, a remote call), not to the model."""
+
+    def __init__(self, delay_s: float = 0.02, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay_s = delay_s
+
+    @property
+    def num_tasks(self) -> int:
+        return 1_000_000
+
+    @property
+    def system_prompt(self) -> str:
+        return "Answer yes or no."
+
+    def admissible_actions(self) -> list[str] | None:
+        return ["yes", "no"]
+
+    def _reset(self, task_id: Any) -> str:
+        return f"Question {task_id}?"
+
+    def _step(self, action: str) -> StepOutcome:
+        time.sleep(self.delay_s)
+        return StepOutcome("Next question?", reward=float(action == "yes"))
+
+
+class VariedMaze(MazeEnv):
+    """Maze whose turn limit depends on the task: ``long_turns`` for one task in eight, else 2."""
+
+    def __init__(self, long_turns: int = 16, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.long_turns = long_turns
+
+    def _reset(self, task_id: object) -> str:
+        self.max_turns = self.long_turns if int(task_id) % 8 == 0 else 2  # type: ignore[call-overload]
+        return super()._reset(task_id)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    case: str
+    agent: str
+    engine: str
+    episodes: int
+    wall_s: float
+    episodes_per_s: float
+    tokens_per_s: float
+    turns: int
+
+
+def compare(
+    case: str,
+    agent: str,
+    factory: Any,
+    policy: Policy,
+    tokenizer: Any,
+    jobs: list,
+    config: LoopConfig,
+    slots: int,
+) -> list[Comparison]:
+    """The same jobs lock-step (batches of ``slots``) and asynchronous (``slots`` in flight)."""
+    rows = []
+    for engine in ("lockstep", "async"):
+        start = time.perf_counter()
+        if engine == "lockstep":
+            trajs = run_batch(factory, policy, tokenizer, jobs, replace(config, batch_size=slots))
+        else:
+            trajs = run_episodes(
+                factory, policy, tokenizer, jobs, config, AsyncSettings(max_concurrent=slots)
+            )
+        wall = time.perf_counter() - start
+        rows.append(_comparison(case, agent, engine, trajs, wall))
+    return rows
+
+
+def _comparison(case: str, agent: str, engine: str, trajs: list[Trajectory], wall: float) -> Comparison:
+    tokens = sum(len(turn.action_ids) for t in trajs for turn in t.turns)
+    turns = sum(len(t.turns) for t in trajs)
+    return Comparison(case, agent, engine, len(trajs), wall, len(trajs) / wall, tokens / wall, turns)
+
+
+def async_part(policy: HFPolicy, quick: bool) -> list[Comparison]:
+    tok = policy.tokenizer
+    episodes = 16 if quick else 64
+    rows: list[Comparison] = []
+    sleepy = LoopConfig(sampling=SamplingParams(max_new_tokens=4, seed=0), max_context_tokens=8192)
+    jobs = [(task, 0) for task in range(episodes)]
+    for agent, sampler in (("random", RandomPolicy(tok, seed=0)), ("hf:tiny", policy)):
+        rows += compare("sleepy", agent, lambda: SleepyEnv(max_turns=4), sampler, tok, jobs, sleepy, episodes)
+    varied = LoopConfig(sampling=SamplingParams(max_new_tokens=16, seed=0), max_context_tokens=8192)
+    rows += compare("varied", "hf:tiny", lambda: VariedMaze(max_turns=16), policy, tok, jobs, varied, 16)
+    code = LoopConfig(sampling=SamplingParams(max_new_tokens=4096, seed=0), max_context_tokens=32768)
+    code_jobs = [(task, 0) for task in range(8 if quick else 16)]
+    rows += compare(
+        "code", "expert", lambda: make("turngym/Code-v0"), ExpertPolicy(tok), tok, code_jobs, code, 16
+    )
+    return rows
+
+
+def print_async(rows: list[Comparison]) -> dict[str, float]:
+    print("\n| case | agent | engine | episodes | wall s | episodes/s | tokens/s |")
+    print("| :--- | :--- | :--- | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r.case} | {r.agent} | {r.engine} | {r.episodes} | {r.wall_s:.2f} | "
+            f"{r.episodes_per_s:.2f} | {r.tokens_per_s:.0f} |"
+        )
+    ratios = {}
+    for lock, fast in zip(rows[::2], rows[1::2], strict=True):
+        key = f"{lock.case}/{lock.agent}"
+        ratios[f"{key}/episodes_per_s"] = fast.episodes_per_s / lock.episodes_per_s
+        ratios[f"{key}/tokens_per_s"] = fast.tokens_per_s / lock.tokens_per_s if lock.tokens_per_s else 0.0
+        print(f"{key}: async / lock-step = {ratios[f'{key}/episodes_per_s']:.2f}x episodes/s, "
+              f"{ratios[f'{key}/tokens_per_s']:.2f}x tokens/s")  # fmt: skip
+    return ratios
+
+
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -84,6 +224,7 @@ def device_name(device: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch sizes 1 and 4, 3 turns, 2 runs")
+    parser.add_argument("--parts", default="batch,async", help="batch (by batch size), async, or both")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated, e.g. 1,4,16")
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=32)
@@ -91,6 +232,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"batch", "async"}:
+        parser.error(f"--parts takes batch, async or both, got {args.parts!r}")
     sizes = [int(x) for x in (args.batch_sizes or ("1,4" if args.quick else "1,4,16")).split(",")]
     turns = args.turns or (3 if args.quick else 6)
     repeats = args.repeats or (2 if args.quick else 3)
@@ -103,50 +247,45 @@ def main() -> None:
         policy = HFPolicy.from_pretrained(path, device=args.device, num_threads=threads)
         model = describe(path)
     params = sum(p.numel() for p in policy.model.parameters())
-    rows = [measure(policy, b, turns, args.max_new_tokens, repeats, reuse=True) for b in sizes]
-    baseline = measure(policy, sizes[-1], turns, args.max_new_tokens, repeats, reuse=False)
-    speedup = rows[-1].tokens_per_s / baseline.tokens_per_s
-
     print(
         f"tiny model: {params / 1e6:.2f} M parameters, built in {build_s:.1f} s; "
         f"torch {torch.__version__}, {args.device} ({device_name(args.device)})"
     )
-    print(
-        f"Maze, full context, {turns} turns, {args.max_new_tokens} new tokens per turn, median of {repeats}\n"
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    report.update(
+        {
+            "benchmark": "rollout_speed",
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+            "model": {**model, "parameters": params, "build_s": build_s},
+        }
     )
+    if "batch" in parts:
+        report.update(batch_part(policy, sizes, turns, args.max_new_tokens, repeats))
+    if "async" in parts:
+        rows = async_part(policy, args.quick)
+        report["async_vs_lockstep"] = {"rows": [asdict(r) for r in rows], "ratios": print_async(rows)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+def batch_part(policy: HFPolicy, sizes: list[int], turns: int, max_new: int, repeats: int) -> dict[str, Any]:
+    rows = [measure(policy, b, turns, max_new, repeats, reuse=True) for b in sizes]
+    baseline = measure(policy, sizes[-1], turns, max_new, repeats, reuse=False)
+    speedup = rows[-1].tokens_per_s / baseline.tokens_per_s
+    print(f"Maze, full context, {turns} turns, {max_new} new tokens per turn, median of {repeats}\n")
     print("| batch | prefix reuse | tokens/s | episodes/s |")
     print("| ---: | :---: | ---: | ---: |")
     for row in [*rows, baseline]:
         reuse = "yes" if row.prefix_reuse else "no"
         print(f"| {row.batch_size} | {reuse} | {row.tokens_per_s:.0f} | {row.episodes_per_s:.2f} |")
     print(f"\nprefix reuse speed-up at batch {sizes[-1]}: {speedup:.2f}x")
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "rollout_speed",
-                "machine": {
-                    "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "torch": torch.__version__,
-                },
-                "model": {**model, "parameters": params, "build_s": build_s},
-                "settings": {
-                    "turns": turns,
-                    "max_new_tokens": args.max_new_tokens,
-                    "repeats": repeats,
-                    "threads": 1,
-                },
-                "rows": [asdict(r) for r in rows],
-                "no_prefix_reuse": asdict(baseline),
-                "prefix_reuse_speedup": speedup,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {args.out}")
+    return {
+        "settings": {"turns": turns, "max_new_tokens": max_new, "repeats": repeats, "threads": 1},
+        "rows": [asdict(r) for r in rows],
+        "no_prefix_reuse": asdict(baseline),
+        "prefix_reuse_speedup": speedup,
+    }
 
 
 if __name__ == "__main__":

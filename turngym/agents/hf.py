@@ -25,11 +25,14 @@ trainer needs come from the very logits the tokens were drawn from:
 4. A row stops at an end-of-sequence id (the tokenizer's and the generation config's) or when its
    decoded text contains a stop string; the stop token is part of the sample (it was sampled).
    A finished row is fed padding with attention mask 0 until the batch is done.
-5. Prefix reuse: the KV cache of the last call is kept. When every prompt of the next call extends
+5. Prefix reuse: the KV cache of the last call is kept. When a prompt of the next call extends
    one of the sequences it holds (the agent loop's ``full`` mode appends an observation to the
-   previous prompt and action), only the new tokens are run, right after the cached ones (the
-   gaps left by padding stay masked). The cache is dropped when the weights change (a version
-   bump or an in-place update of any parameter).
+   previous prompt and action), only its new tokens are run, right after the cached ones (the
+   gaps left by padding stay masked); the prompts that extend none of them (new episodes joining
+   the asynchronous loop's next batch) are run whole in a forward of their own, without the
+   cache, and their keys and values are merged into it (right-aligned, the gap masked). When no
+   prompt extends a cached sequence the cache is not used. The cache is dropped when the weights
+   change (a version bump or an in-place update of any parameter).
 """
 
 from __future__ import annotations
@@ -175,20 +178,7 @@ class HFPolicy:
     ) -> list[Completion]:
         device = self.device
         batch = len(rows)
-        reused, self._kv = self._reusable(rows), None  # the stored cache is consumed either way
-        if reused is None:
-            width = max(len(r) for r in rows)
-            chunk, chunk_mask = self._left_padded(rows, width)
-            mask, positions, past = chunk_mask, (chunk_mask.cumsum(-1) - 1).clamp(min=0), None
-        else:
-            past, old_mask, fed = reused
-            suffixes = [row[len(f) :] for row, f in zip(rows, fed, strict=True)]
-            chunk, chunk_mask = self._left_padded(suffixes, max(len(x) for x in suffixes))
-            start = torch.tensor([len(f) for f in fed], device=device)[:, None]
-            positions = (start + chunk_mask.cumsum(-1) - 1).clamp(min=0)
-            mask = torch.cat([old_mask, chunk_mask], dim=-1)
-            self.cache_hits += 1
-        self.prefilled_tokens += int(chunk_mask.sum())
+        logits, cache, mask, next_pos = self._prefill(rows)
         uniforms = torch.stack(  # [B, max_new_tokens]: row b's draw for each step, from its own stream
             [torch.rand(params.max_new_tokens, generator=g, dtype=torch.float64) for g in generators]
         ).to(device)
@@ -200,10 +190,7 @@ class HFPolicy:
         finish: list[str | None] = [None] * batch
         eos = torch.tensor(sorted(self.eos_ids), device=device)
 
-        result = self._forward(chunk, mask, positions, past)
-        next_pos = positions[:, -1:] + 1
         for step in range(params.max_new_tokens):
-            logits = result.logits[:, -1, :].float()
             tokens, logprobs, dist = self._pick(logits, params, uniforms[:, step])
             alive = [i for i in range(batch) if finish[i] is None]
             ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
@@ -229,11 +216,12 @@ class HFPolicy:
                 [tok_list[i] if live[i] else self.pad_id for i in range(batch)], device=device
             )
             mask = torch.cat([mask, torch.tensor(live, dtype=mask.dtype, device=device)[:, None]], dim=-1)
-            result = self._forward(feed[:, None], mask, next_pos, self._cache_of(result))
+            result = self._forward(feed[:, None], mask, next_pos, cache)
+            logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
             next_pos = next_pos + 1
         if self.prefix_cache:  # what the cache holds: each prompt and all but its last sampled token
             fed_rows = [row + out[:-1] for row, out in zip(rows, out_ids, strict=True)]
-            self._kv = (self._cache_of(result), mask, fed_rows, self._weights_stamp())
+            self._kv = (cache, mask, fed_rows, self._weights_stamp())
         return [
             Completion(
                 token_ids=tuple(out_ids[i]),
@@ -265,8 +253,61 @@ class HFPolicy:
         """Changes whenever the weights do (update_weights, or an optimizer step in place)."""
         return self.version, tuple(p._version for p in self._model.parameters())
 
-    def _reusable(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, list[list[int]]] | None:
-        """The stored KV cache re-indexed for ``rows`` when every row extends a cached sequence."""
+    def _prefill(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+        """Run the prompts: float32 logits of their last position ``[B, V]``, the KV cache, its
+        attention mask ``[B, T]`` and each row's next position ``[B, 1]``.
+
+        Rows that extend a cached sequence run only their new tokens on top of the cache; rows new
+        to it run on their own without a cache (so they are neither padded to the others' width
+        nor attend over masked cache entries), and the two caches are merged, each row's entries
+        right-aligned and the gap masked.
+        """
+        reused, self._kv = self._reusable(rows), None  # the stored cache is consumed either way
+        if reused is None:
+            return self._run_fresh(rows)
+        self.cache_hits += 1
+        past, old_mask, fed, kept = reused
+        parts = [self._run_cached([rows[i] for i in kept], past, old_mask, fed)]
+        new = [i for i in range(len(rows)) if i not in set(kept)]
+        if not new:
+            return parts[0]
+        parts.append(self._run_fresh([rows[i] for i in new]))
+        order = torch.tensor([[*kept, *new].index(i) for i in range(len(rows))], device=self.device)
+        width = max(p[2].shape[1] for p in parts)
+        cache = parts[0][1]
+        for layer, other in zip(cache.layers, parts[1][1].layers, strict=True):
+            layer.keys = torch.cat([_left_pad(layer.keys, width, -2), _left_pad(other.keys, width, -2)])
+            layer.keys = layer.keys.index_select(0, order)
+            layer.values = torch.cat([_left_pad(layer.values, width, -2), _left_pad(other.values, width, -2)])
+            layer.values = layer.values.index_select(0, order)
+        logits, mask, next_pos = (
+            torch.cat([p[k] if k != 2 else _left_pad(p[k], width, -1) for p in parts]).index_select(0, order)
+            for k in (0, 2, 3)
+        )
+        return logits, cache, mask, next_pos
+
+    def _run_fresh(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+        chunk, mask = self._left_padded(rows, max(len(r) for r in rows))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        self.prefilled_tokens += int(mask.sum())
+        result = self._forward(chunk, mask, positions, None)
+        return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
+
+    def _run_cached(
+        self, rows: list[list[int]], past: Any, old_mask: torch.Tensor, fed: list[list[int]]
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+        suffixes = [row[len(f) :] for row, f in zip(rows, fed, strict=True)]
+        chunk, chunk_mask = self._left_padded(suffixes, max(len(x) for x in suffixes))
+        start = torch.tensor([len(f) for f in fed], device=self.device)[:, None]
+        positions = (start + chunk_mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([old_mask, chunk_mask], dim=-1)
+        self.prefilled_tokens += int(chunk_mask.sum())
+        result = self._forward(chunk, mask, positions, past)
+        return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
+
+    def _reusable(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, list[list[int]], list[int]] | None:
+        """The stored KV cache re-indexed for the rows of ``rows`` that extend a cached sequence:
+        ``(cache, mask, their cached sequences, their indices in rows)``; None when no row does."""
         if self._kv is None:
             return None
         cache, mask, fed, stamp = self._kv
@@ -277,17 +318,18 @@ class HFPolicy:
             or any(type(x).__name__ != "DynamicLayer" for x in layers)
         ):
             return None
-        picks = []
-        for row in rows:
-            match = next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
-            if match is None:
-                return None
-            picks.append(match)
-        index = torch.tensor(picks, device=self.device)
+        picks = [
+            next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
+            for row in rows
+        ]
+        kept = [i for i, j in enumerate(picks) if j is not None]
+        if not kept:
+            return None
+        index = torch.tensor([picks[i] for i in kept], device=self.device)
         for layer in layers:
             layer.keys = layer.keys.index_select(0, index)
             layer.values = layer.values.index_select(0, index)
-        return cache, mask.index_select(0, index), [fed[j] for j in picks]
+        return cache, mask.index_select(0, index), [fed[picks[i]] for i in kept], kept  # type: ignore[index]
 
     @staticmethod
     def _cache_of(result: Any) -> Any:
@@ -346,3 +388,13 @@ def sequence_logprobs(
     scale = temperature if temperature > 0 else 1.0
     dist = torch.log_softmax(logits / scale, dim=-1)
     return dist.gather(-1, torch.tensor(list(completion), device=ids.device)[:, None]).squeeze(-1)
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """``tensor`` widened to ``width`` along ``dim`` by zeros in front (masked cache positions)."""
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)

@@ -118,12 +118,8 @@ def _run_lockstep(
     while True:
         active, prompts = [], []
         for ep in (e for e in episodes if e.stop is None):
-            prompt = list(ep.prompt(window))
-            if len(prompt) + params.max_new_tokens > config.max_context_tokens:
-                ep.stop = StopReason.TRUNCATED
-            elif config.episode_timeout_s and time.monotonic() - ep.started > config.episode_timeout_s:
-                ep.stop, ep.error = StopReason.TIMEOUT, f"episode ran past {config.episode_timeout_s} s"
-            else:
+            prompt = next_prompt(ep, config)
+            if prompt is not None:
                 active.append(ep)
                 prompts.append(prompt)
         if not active:
@@ -141,6 +137,19 @@ def _run_lockstep(
             else:
                 _advance(ep, prompt, outcome, window)
     return [_finish(ep, policy, config) for ep in episodes]
+
+
+def next_prompt(ep: _Episode, config: LoopConfig) -> list[int] | None:
+    """The prompt of ``ep``'s next turn, or None after ending it as ``truncated`` (the prompt leaves
+    no room for ``max_new_tokens``) or ``timeout`` (past ``episode_timeout_s``)."""
+    prompt = list(ep.prompt(config.window))
+    if len(prompt) + config.sampling.max_new_tokens > config.max_context_tokens:
+        ep.stop = StopReason.TRUNCATED
+    elif config.episode_timeout_s and time.monotonic() - ep.started > config.episode_timeout_s:
+        ep.stop, ep.error = StopReason.TIMEOUT, f"episode ran past {config.episode_timeout_s} s"
+    else:
+        return prompt
+    return None
 
 
 def _generate(
@@ -205,6 +214,41 @@ def _start(env_factory: EnvFactory, tokenizer: Any, job: Job, index: int, config
 
 
 def _advance(ep: _Episode, prompt: list[int], completion: Completion, window: int | None) -> None:
+    if policy_failed(ep, completion):
+        return
+    action = action_text(completion.text)
+    record_step(ep, prompt, completion, action, step_env(ep.env, action), window)
+
+
+StepResult = tuple[str, float, bool, bool, dict[str, Any]]
+
+
+def policy_failed(ep: _Episode, completion: Completion) -> bool:
+    """Ends ``ep`` as a policy error when ``completion`` is an ``error`` sample (no turn: the policy
+    produced no action)."""
+    if completion.finish_reason != "error":
+        return False
+    ep.stop, ep.error = StopReason.POLICY_ERROR, f"policy: {completion.error}"
+    return True
+
+
+def step_env(env: TextEnv, action: str) -> StepResult | Exception:
+    """``env.step(action)``, or the exception it raised (recorded by :func:`record_step`)."""
+    try:
+        return env.step(action)
+    except Exception as exc:  # the env failed on this action: recorded, the batch goes on
+        return exc
+
+
+def record_step(
+    ep: _Episode,
+    prompt: list[int],
+    completion: Completion,
+    action: str,
+    outcome: StepResult | Exception,
+    window: int | None,
+) -> None:
+    """Append the turn ``completion`` played (``outcome`` of the env step) and extend the context."""
     prompt_ids = ep.pending if window is None else prompt
     anchor, observation = ep.info.get("anchor"), ep.observation
     tokens = {
@@ -213,18 +257,13 @@ def _advance(ep: _Episode, prompt: list[int], completion: Completion, window: in
         "action_logprobs": completion.logprobs,
         "action_entropies": completion.entropies,
     }
-    if completion.finish_reason == "error":  # no turn: the policy produced no action
-        ep.stop, ep.error = StopReason.POLICY_ERROR, f"policy: {completion.error}"
-        return
-    action = action_text(completion.text)
-    try:
-        obs, reward, terminated, truncated, info = ep.env.step(action)
-    except Exception as exc:  # the env failed on this action: record it, keep the batch going
+    if isinstance(outcome, Exception):  # the turn the env failed on keeps its tokens
         ep.turns.append(
             Turn(observation, action, 0.0, anchor, {"finish_reason": completion.finish_reason}, **tokens)
         )
-        ep.stop, ep.error = failure_stop("env", exc, StopReason.ENV_ERROR)
+        ep.stop, ep.error = failure_stop("env", outcome, StopReason.ENV_ERROR)
         return
+    obs, reward, terminated, truncated, info = outcome
     turn_info = {
         "invalid_action": bool(info["invalid_action"]),
         "parse_error": _parse_failures(info) > _parse_failures(ep.info),

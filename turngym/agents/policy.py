@@ -31,6 +31,8 @@ The agent loop's entry points (``turngym.agents.loop``), stable for the trainer 
         for the whole batch.
     run_batch(env_factory, policy, tokenizer, jobs, config) -> list[Trajectory]
         Episodes of arbitrary (task_id, seed) jobs in lock-step batches of ``config.batch_size``.
+    turngym.agents.async_loop.run_episodes(env_factory, policy, tokenizer, jobs, config, settings)
+        The same jobs, each episode its own asyncio task (``settings.max_concurrent`` in flight).
 
 ``env_factory`` is a zero-argument callable returning a fresh :class:`~turngym.envs.core.TextEnv`;
 ``tokenizer`` is a Hugging Face tokenizer with a chat template; ``config`` is a :class:`LoopConfig`

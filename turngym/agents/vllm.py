@@ -143,6 +143,31 @@ def prefill_waves(lengths: Sequence[int], token_budget: int, max_seqs: int) -> l
     return waves
 
 
+def vllm_sampling(vllm: Any, config: VLLMConfig, params: SamplingParams, seed: int | None) -> Any:
+    """``vllm.SamplingParams`` of ``params`` for one request seeded with ``seed``."""
+    if params.entropies:
+        raise PolicyError(
+            "the vllm backend cannot report entropies (vLLM does not expose the full per-step "
+            "distribution); use the hf backend or set SamplingParams.entropies=False"
+        )
+    if params.top_logprobs > config.max_logprobs:
+        raise ConfigError(
+            f"top_logprobs={params.top_logprobs} exceeds the engine's max_logprobs="
+            f"{config.max_logprobs}; build the policy with VLLMConfig(max_logprobs=...)"
+        )
+    return vllm.SamplingParams(
+        n=params.n,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_new_tokens,
+        stop=list(params.stop) or None,
+        include_stop_str_in_output=True,
+        seed=seed,
+        logprobs=params.top_logprobs,
+        skip_special_tokens=True,
+    )
+
+
 class VLLMPolicy:
     """A token-level policy over an in-process ``vllm.LLM``, with in-place weight updates."""
 
@@ -259,29 +284,6 @@ class VLLMPolicy:
         self.llm.reset_prefix_cache()
         self.version += 1
 
-    def _vllm_params(self, params: SamplingParams, seed: int | None) -> Any:
-        if params.entropies:
-            raise PolicyError(
-                "the vllm backend cannot report entropies (vLLM does not expose the full per-step "
-                "distribution); use the hf backend or set SamplingParams.entropies=False"
-            )
-        if params.top_logprobs > self.config.max_logprobs:
-            raise ConfigError(
-                f"top_logprobs={params.top_logprobs} exceeds the engine's max_logprobs="
-                f"{self.config.max_logprobs}; build the policy with VLLMConfig(max_logprobs=...)"
-            )
-        return self._vllm.SamplingParams(
-            n=params.n,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            max_tokens=params.max_new_tokens,
-            stop=list(params.stop) or None,
-            include_stop_str_in_output=True,
-            seed=seed,
-            logprobs=params.top_logprobs,
-            skip_special_tokens=True,
-        )
-
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -308,7 +310,10 @@ class VLLMPolicy:
                 f"{self._token_budget}); shorten it or build the policy with a larger "
                 "VLLMConfig.max_model_len"
             )
-        sampling = [self._vllm_params(params, seed) for seed in request_seeds(params, len(prompts), seeds)]
+        sampling = [
+            vllm_sampling(self._vllm, self.config, params, seed)
+            for seed in request_seeds(params, len(prompts), seeds)
+        ]
         requests = [{"prompt_token_ids": list(p)} for p in prompts]
         outputs = []
         for wave in self._waves([len(p) for p in prompts]):

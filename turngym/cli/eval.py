@@ -6,9 +6,11 @@ directory: its base plus the adapter), ``hf:random:ARCH`` (a randomly initialise
 architecture), ``vllm:tiny`` / ``vllm:PATH`` (the same models served by an in-process vLLM engine)
 and ``openai:URL`` (any OpenAI-compatible endpoint). ``--episodes N --group-size G`` plays
 ``N / G`` tasks, G episodes each with the same task id and env seed (task ``k`` uses seed
-``--seed + k``), so the spread within a group is the policy's own. ``--concurrency C`` is how many
-episodes run in lock-step (one batched ``generate`` per turn for ``hf``, C parallel requests for
-``openai``).
+``--seed + k``), so the spread within a group is the policy's own. Every agent runs on the
+asynchronous engine (:mod:`turngym.agents.async_loop`): ``--concurrency C`` episodes (default 32)
+are in flight at once, each stepping its env in a thread pool; ``hf``/``vllm`` batch whatever
+completion requests wait, ``openai`` sends up to C requests at a time, and a finished episode's
+slot starts the next.
 
 A model trained by ``turngym train`` (``hf:runs/<run>/final``) is evaluated by default on the env
 it was trained on, with its held-out split and rollout settings (``final/turngym.json``); the
@@ -20,8 +22,8 @@ nothing about the agent), mean return, mean turns, invalid actions per turn, par
 and generated tokens per second (wall clock of the whole run). With ``--out OUT.jsonl`` the
 trajectories are saved there, with a markdown report ``OUT.md`` (the table, outcomes by stop
 reason, success per task) and its plot ``OUT.png`` beside them. When every episode fails that way the
-command fails with the first error instead of printing a table; a model agent stops after its first
-batch when none of it got through.
+command fails with the first error instead of printing a table; the run stops after its first C
+episodes when none of them got through.
 """
 
 from __future__ import annotations
@@ -41,10 +43,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from turngym.agents.baselines import BASELINES, run_episode, summarize
+from turngym.agents.baselines import BASELINES, summarize
 from turngym.agents.policy import LoopConfig, SamplingParams
 from turngym.cli.envs import OptionList, make_env, parse_options, prepare_output
-from turngym.envs.core import TextEnv
 from turngym.errors import ConfigError, TurngymError
 from turngym.reports import write_eval_report
 from turngym.trainers.metrics import format_interval
@@ -77,43 +78,52 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
-def _run_baseline(env: TextEnv, env_id: str, agent: str, jobs: Sequence[tuple[int, int]]) -> list[Trajectory]:
-    out = []
-    with _progress() as progress:
-        bar = progress.add_task("episodes", total=len(jobs))
-        for task, seed in jobs:
-            out.append(run_episode(env, env_id, agent, seed=seed, task_id=task))
-            progress.advance(bar)
-    return out
+class _NothingGotThrough(Exception):
+    """The first ``--concurrency`` episodes all failed for an infrastructure reason."""
 
 
-def _run_model(
+def _run_agent(
     env_id: str,
     options: dict[str, Any],
+    agent: str,
     policy: Any,
     jobs: Sequence[tuple[int, int]],
     config: LoopConfig,
-    chat: bool,
+    concurrency: int,
 ) -> list[Trajectory]:
-    from turngym.agents.chat_loop import run_chat_batch
-    from turngym.agents.loop import run_batch
+    """Every agent through the asynchronous engine, ``concurrency`` episodes at a time; stops early
+    when the first ``concurrency`` episodes all failed for an infrastructure reason (an endpoint
+    that is down: the rest would fail alike)."""
+    from turngym.agents.async_loop import (
+        AsyncSettings,
+        run_baseline_episodes,
+        run_chat_episodes,
+        run_episodes,
+    )
 
     def factory() -> Any:
         return make_env(env_id, options)
 
-    out: list[Trajectory] = []
+    settings = AsyncSettings(max_concurrent=concurrency)  # timing-free batches: repeatable numbers
+    first = min(concurrency, len(jobs))
+    done: list[Trajectory] = []
     with _progress() as progress:
         bar = progress.add_task("episodes", total=len(jobs))
-        for start in range(0, len(jobs), config.batch_size):
-            chunk = jobs[start : start + config.batch_size]
-            if chat:
-                out += run_chat_batch(factory, policy, chunk, config)
-            else:
-                out += run_batch(factory, policy, policy.tokenizer, chunk, config)
-            progress.advance(bar, len(chunk))
-            if all(t.stop_reason.is_failure for t in out):
-                break  # nothing got through (an endpoint that is down): the rest would fail alike
-    return out
+
+        def finished(trajectory: Trajectory) -> None:
+            done.append(trajectory)
+            progress.advance(bar)
+            if len(done) == first < len(jobs) and all(t.stop_reason.is_failure for t in done):
+                raise _NothingGotThrough
+
+        try:
+            if agent in BASELINES:
+                return run_baseline_episodes(factory, env_id, agent, jobs, settings, finished)
+            if agent.startswith("openai:"):
+                return run_chat_episodes(factory, policy, jobs, config, settings, finished)
+            return run_episodes(factory, policy, policy.tokenizer, jobs, config, settings, finished)
+        except _NothingGotThrough:
+            return done[:first]  # (episodes that ended while the run stopped are left out)
 
 
 def _load_policy(
@@ -181,8 +191,8 @@ def evaluate(
     episodes: Annotated[int, typer.Option(min=1)] = 20,
     group_size: Annotated[int, typer.Option(min=1, help="Episodes per task (same task id and seed)")] = 1,
     concurrency: Annotated[
-        int, typer.Option(min=1, help="Episodes run in lock-step / parallel requests")
-    ] = 8,
+        int, typer.Option(min=1, help="Episodes in flight at once (asynchronous; any agent)")
+    ] = 32,
     seed: int = 0,
     option: OptionList = None,
     context: Annotated[str | None, typer.Option(help="full | window:k (default full)")] = None,
@@ -246,12 +256,10 @@ def evaluate(
         prepare_output(out)
     env = make_env(env_id, options)  # constructor mistakes surface before any model work
     jobs = _jobs(episodes, group_size, seed, env.num_tasks)
-    if agent not in BASELINES:
-        env.close()  # model agents build one env per episode
+    env.close()  # every episode builds its own env
     start = time.perf_counter()
     if agent in BASELINES:
-        trajectories = _run_baseline(env, env_id, agent, jobs)
-        env.close()
+        trajectories = _run_agent(env_id, options, agent, None, jobs, LoopConfig(env_id=env_id), concurrency)
     else:
         sampling = SamplingParams(
             temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
@@ -266,7 +274,7 @@ def evaluate(
         )
         policy = _load_policy(agent, model, api, concurrency, threads, device)
         try:
-            trajectories = _run_model(env_id, options, policy, jobs, config, chat=agent.startswith("openai:"))
+            trajectories = _run_agent(env_id, options, agent, policy, jobs, config, concurrency)
         finally:
             if hasattr(policy, "close"):
                 policy.close()

@@ -91,6 +91,20 @@ class RolloutConfig:
     """Wall-clock budget of one episode (None: none); an episode past it is a ``timeout`` failure."""
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra chat-template variables of every prompt, e.g. ``{enable_thinking: false}`` (Qwen3)."""
+    engine: str = "async"
+    """``async``: every episode its own task, env steps in a thread pool, freed slots refilled at
+    once (:mod:`turngym.agents.async_loop`); ``lockstep``: one batched turn after another."""
+    max_concurrent_episodes: int = 64
+    """Episodes in flight at most with the ``async`` engine (also bounds a policy call's batch)."""
+    workers: int = 0
+    """Rollout workers as Ray actors (the ``ray`` extra), each with an ``hf`` policy replica synced
+    after every update and its share of the episodes (0: sample in this process); see
+    :mod:`turngym.trainers.ray_workers` and docs/training.md for a multi-node cluster."""
+    batch_wait_s: float | None = None
+    """``async``: longest a completion request waits for others before the policy's next call.
+    None waits until every episode in flight asks, so batches (and results) never depend on
+    timing and resumes stay exact; a small number (e.g. 0.005) stops slow env steps holding back
+    the others."""
 
 
 @dataclass
@@ -296,6 +310,19 @@ class TrainConfig:
                 "another engine than the learner, so the PPO ratio needs the learner's own; leave "
                 "optim.recompute_logprobs unset (auto) or true"
             )
+        if r.engine not in ("async", "lockstep"):
+            raise ConfigError(f"rollout.engine must be 'async' or 'lockstep', got {r.engine!r}")
+        if r.max_concurrent_episodes < 1:
+            raise ConfigError(f"rollout.max_concurrent_episodes={r.max_concurrent_episodes} must be >= 1")
+        if r.workers < 0:
+            raise ConfigError(f"rollout.workers={r.workers} must be >= 0 (0: roll out in this process)")
+        if r.workers and not self.model.model.startswith("hf:"):
+            raise ConfigError(
+                f"rollout.workers={r.workers} runs hf policy replicas in Ray actors; model.model="
+                f"{self.model.model!r} is not hf:..., so set rollout.workers: 0"
+            )
+        if r.batch_wait_s is not None and r.batch_wait_s < 0:
+            raise ConfigError(f"rollout.batch_wait_s={r.batch_wait_s} must be >= 0 (or null: wait for all)")
         if r.max_retries < 0:
             raise ConfigError(f"rollout.max_retries={r.max_retries} must be >= 0 (0: drop failed groups)")
         if r.episode_timeout_s is not None and r.episode_timeout_s <= 0:

@@ -1,7 +1,9 @@
 """Stage 1: roll out groups with the agent loop, shape rewards, and evaluate on held-out tasks.
 
-A group is G episodes of one training task started from the same task id and env seed; all groups
-of an iteration run in one lock-step batch (one ``generate`` call per turn). Task ids and sampling
+A group is G episodes of one training task started from the same task id and env seed; the
+episodes of an iteration run in the asynchronous loop (``rollout.engine: async``, at most
+``rollout.max_concurrent_episodes`` at once; :mod:`turngym.agents.async_loop`) or in one lock-step
+batch (``lockstep``: one ``generate`` call per turn). Task ids and sampling
 seeds are pure functions of ``(run seed, iteration, round, attempt)``, so a resumed run draws
 exactly the tasks and tokens an uninterrupted one would; inside a batch every episode draws its own
 stream (see :mod:`turngym.agents.loop`).
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from turngym.agents.async_loop import AsyncSettings, run_episodes
 from turngym.agents.baselines import wilson_interval
 from turngym.agents.loop import run_batch
 from turngym.agents.policy import LoopConfig, Policy, SamplingParams, derive_seed
@@ -56,6 +59,28 @@ def loop_config(
         episode_timeout_s=rollout.episode_timeout_s,
         chat_template_kwargs=rollout.chat_template_kwargs,
     )
+
+
+def run_jobs(
+    config: TrainConfig,
+    factory: Callable[[], TextEnv],
+    policy: Policy,
+    tokenizer: Any,
+    jobs: Sequence[tuple[int, int]],
+    loop: LoopConfig,
+    slots: int | None = None,
+) -> list[Trajectory]:
+    """``jobs`` through the configured engine, in job order (``slots``: episodes in flight, default
+    ``rollout.max_concurrent_episodes``, per Ray worker when ``rollout.workers`` > 0)."""
+    r = config.rollout
+    if r.engine == "lockstep":
+        return run_batch(factory, policy, tokenizer, jobs, loop)
+    settings = AsyncSettings(max_concurrent=slots or r.max_concurrent_episodes, max_wait_s=r.batch_wait_s)
+    if r.workers:
+        from turngym.trainers.ray_workers import pool_for
+
+        return pool_for(policy, r.workers, config.model.model).run(factory, jobs, loop, settings)
+    return run_episodes(factory, policy, tokenizer, jobs, loop, settings)
 
 
 @dataclass(frozen=True)
@@ -101,7 +126,7 @@ def collect_rollouts(
             entropies=config.credit.estimator == "empg",
             batch=len(flat_jobs),
         )
-        trajs = run_batch(env_factory(config, "train"), policy, tokenizer, flat_jobs, cfg)
+        trajs = run_jobs(config, env_factory(config, "train"), policy, tokenizer, flat_jobs, cfg)
         still = []
         for k, g in enumerate(pending):
             group = trajs[k * r.group_size : (k + 1) * r.group_size]
@@ -173,7 +198,7 @@ def evaluate(
         entropies=False,
         batch=e.batch_size,
     )
-    trajs = run_batch(env_factory(config, "test"), policy, tokenizer, jobs, cfg)
+    trajs = run_jobs(config, env_factory(config, "test"), policy, tokenizer, jobs, cfg, slots=e.batch_size)
     failed = sum(t.stop_reason.is_failure for t in trajs)
     wins = sum(t.won for t in trajs)
     low, high = wilson_interval(wins, len(trajs))

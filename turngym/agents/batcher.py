@@ -1,0 +1,187 @@
+"""A dynamic batcher: serves the completion requests of concurrent episodes with one batched
+``generate`` call of a token :class:`~turngym.agents.policy.Policy` at a time.
+
+Episodes (asyncio tasks of :mod:`turngym.agents.async_loop`) each ask for one completion with
+:meth:`PolicyBatcher.complete` and await it. Whatever requests are waiting when the policy is free
+go into its next call, so a request that arrives while the model is busy is batched into the
+model's next forward; the next call starts the moment the previous one ends. The calls run in one
+worker thread, so the event loop (and the envs' steps in their own pool) go on meanwhile.
+
+When a call starts (the admission rule), with ``W`` requests waiting and ``L`` live episodes (the
+loop registers them with :meth:`enter` / :meth:`leave`; a live episode is waiting, thinking or
+stepping its env):
+
+* ``W >= min(max_batch, L)``: every live episode is waiting (or the batch is full): start now.
+* ``max_wait_s`` is a number and the oldest waiting request has waited that long: start with
+  the ``W`` that are there. ``0`` starts as soon as anything waits.
+* ``max_wait_s=None``: only the first rule. The batches then depend only on what the episodes do,
+  never on timing, so a run repeats bit for bit (what the trainer needs for exact resumes) even
+  with a backend whose numbers move slightly with the batch; a slow env step then holds back the
+  next call (the steps themselves still run concurrently).
+
+Requests of a call are ordered by their episode's key (its position in the jobs), so equal waiting
+sets give equal batches. A call that raises is retried one request at a time, so only the requests
+that fail alone fail (the lock-step loop's rule). Each request carries its own sampling seed, so
+for backends that sample per request (``hf``, ``vllm``) an episode's tokens do not depend on its
+batch mates, up to floating-point batching effects in the logits (padding width and batch shape
+change the order of floating-point sums; see docs/agents.md).
+
+The ``hf`` backend does not admit a new sequence into a decode that is already running: a request
+that arrives mid-call waits for the next call (at most one completion's decode). What it does
+instead is keep the next call cheap: its prefix cache reuses the previous call's keys and values
+for every row that extends one of that call's sequences, and starts the other rows from blank
+cache rows (:class:`~turngym.agents.hf.HFPolicy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from turngym.agents.policy import Completion, EnvAwarePolicy, Policy, SamplingParams
+from turngym.errors import ConfigError, PolicyError
+
+
+@dataclass
+class _Request:
+    key: int
+    prompt: list[int]
+    seed: int | None
+    env: Any
+    future: asyncio.Future[Completion]
+    since: float
+
+
+class PolicyBatcher:
+    """Batches waiting completion requests into calls of ``policy.generate`` (see module doc)."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        params: SamplingParams,
+        *,
+        max_batch: int = 64,
+        max_wait_s: float | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ConfigError(f"PolicyBatcher max_batch must be >= 1, got {max_batch}")
+        if max_wait_s is not None and max_wait_s < 0:
+            raise ConfigError(f"PolicyBatcher max_wait_s must be >= 0 or None, got {max_wait_s}")
+        self.policy = policy
+        self.params = params
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.batch_sizes: list[int] = []
+        """Size of every call made so far (for metrics and tests)."""
+        self._waiting: list[_Request] = []
+        self._live = 0
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="turngym-policy")
+
+    def enter(self) -> None:
+        """An episode starts: until :meth:`leave` it counts as live for the admission rule."""
+        self._live += 1
+
+    def leave(self) -> None:
+        """An episode ended (or gave up its slot)."""
+        self._live -= 1
+        self._poke()
+
+    async def complete(
+        self, key: int, prompt: Sequence[int], seed: int | None, env: Any = None
+    ) -> Completion:
+        """One completion of ``prompt`` (seeded with ``seed``); raises what the policy raised for it alone.
+
+        ``key`` orders requests inside a call; ``env`` is handed to an env-aware policy (``expert``).
+        """
+        loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._serve())
+        future: asyncio.Future[Completion] = loop.create_future()
+        self._waiting.append(_Request(key, list(prompt), seed, env, future, time.monotonic()))
+        self._poke()
+        return await future
+
+    async def aclose(self) -> None:
+        """Stop serving; requests still waiting are cancelled. The worker thread finishes its call."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for request in self._waiting:
+            request.future.cancel()
+        self._waiting.clear()
+        self._thread.shutdown(wait=True)
+
+    # ---- serving ---------------------------------------------------------------------------
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _timeout(self) -> float | None:
+        """Seconds until a batch may start, 0 when it may start now, None when only a change can start it."""
+        pending = [r for r in self._waiting if not r.future.done()]
+        if not pending:
+            return None
+        if len(pending) >= min(self.max_batch, max(self._live, 1)):
+            return 0.0
+        if self.max_wait_s is None:
+            return None
+        return max(0.0, min(r.since for r in pending) + self.max_wait_s - time.monotonic())
+
+    async def _serve(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            timeout = self._timeout()
+            if timeout != 0.0:
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                continue
+            self._waiting = [r for r in self._waiting if not r.future.done()]  # drop cancelled ones
+            self._waiting.sort(key=lambda r: r.key)
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            self.batch_sizes.append(len(batch))
+            outcomes = await loop.run_in_executor(self._thread, self._call, batch)
+            for request, outcome in zip(batch, outcomes, strict=True):
+                if request.future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    request.future.set_exception(outcome)
+                else:
+                    request.future.set_result(outcome)
+
+    def _call(self, batch: list[_Request]) -> list[Completion | Exception]:
+        """One completion (or the exception) per request; a failed batch is retried request by request."""
+        try:
+            return self._generate(batch)
+        except Exception as exc:  # any backend failure: retried per request below
+            if len(batch) == 1:
+                return [exc]
+        out: list[Completion | Exception] = []
+        for request in batch:
+            try:
+                out += self._generate([request])
+            except Exception as exc:  # this request's own failure
+                out.append(exc)
+        return out
+
+    def _generate(self, batch: list[_Request]) -> list[Completion]:
+        if isinstance(self.policy, EnvAwarePolicy):
+            self.policy.attach([r.env for r in batch])
+        seeds = [r.seed for r in batch]
+        completions = self.policy.generate(
+            [r.prompt for r in batch], self.params, None if None in seeds else [int(s) for s in seeds]
+        )
+        if len(completions) != len(batch):
+            raise PolicyError(f"policy returned {len(completions)} completions for {len(batch)} prompts")
+        return completions
