@@ -42,6 +42,8 @@ import yaml
 
 from turngym.errors import ConfigError
 from turngym.trainers import advantages as credit
+from turngym.trainers.arpo.attribution import attribute
+from turngym.trainers.arpo.metrics import arpo_metrics
 from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
@@ -295,6 +297,9 @@ def run_iteration(
     raw, shaped, stats = gather_groups(policy, config, iteration)
     t1 = time.perf_counter()
     metrics = {**rollout_metrics(raw, shaped), **stats}
+    arpo = config.rollout.strategy == "arpo"
+    if arpo:
+        metrics.update(arpo_metrics(raw))
     if not shaped:
         return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     advantages, credit_stats = compute_group_advantages(config, trainable(shaped))
@@ -302,6 +307,8 @@ def run_iteration(
     if not any(turn.action_ids for group in shaped for t in group for turn in t.turns):
         # e.g. every first prompt overflowed the context: nothing was sampled, nothing to train
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
+    if arpo:  # hard attribution: shared prefixes get the mean advantage and count once
+        shaped, advantages = attribute(config.rollout.arpo.attribution, shaped, advantages)
     batch = build_batch(shaped, advantages, policy.pad_id)
     if config.recomputes_logprobs:
         with torch.no_grad():
