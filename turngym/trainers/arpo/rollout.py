@@ -17,11 +17,12 @@ Branching. A *tool result* is the observation after a valid action that did not 
 trajectory has just sampled the action of turn t and turn t − 1 produced a tool result, ΔH = H_t −
 H_initial, and while its task has fewer than M trajectories each of Z − 1 candidate copies is made
 with probability P = clip(α + β·ΔH, 0, 1) (times AEPO's penalty (1 − p)^l when on), drawn as
-``rng.random() < P``. A copy shares everything up to and including the tool result (the context the
-action of turn t was sampled from) and samples its own action for turn t in the next round; the
-trajectory that measured the entropy keeps the action it sampled. The copy's env is a fresh env
-reset with the task and seed and replayed with the shared actions (the env contract: same seed and
-actions give the same observations); a replay that does not reproduce the observation is an
+``rng.random() < P`` in the order the trajectories were created. A copy shares everything up
+to and including the tool result (the context the action of turn t was sampled from) and samples
+its own action for turn t in the next round (it does not branch again at that node); the
+trajectory that measured the entropy keeps its action. The copy's env is a fresh env reset with
+the task and seed and replayed with the shared actions (the env contract: same seed and actions
+give the same observations); a replay that does not reproduce the observation is an
 ``env_error``.
 
 Filling the budget (the note's rules, minus the reference's last resort). A task with no running
@@ -279,8 +280,8 @@ class _Run:
 
     def _maybe_branch(self, task: _Task, path: _Path, prompt: list[int]) -> None:
         t = len(path.turns)
-        if not path.can_branch or t == 0 or not _gave_tool_result(path.turns[t - 1]):
-            return
+        if not path.can_branch or t in (0, path.branch_turn) or not _gave_tool_result(path.turns[t - 1]):
+            return  # a copy does not branch again at the node it was made at
         a = self.arpo
         delta = path.entropy[t] - path.entropy[0]
         p = branch_probability(delta, a.alpha, a.beta, streak=path.streak, penalty=a.branch_penalty)
