@@ -260,6 +260,10 @@ class TrainConfig:
             raise ConfigError(f"rollout.strategy must be 'independent' or 'arpo', got {r.strategy!r}")
         if r.strategy == "arpo":
             r.arpo.validate(r.group_size)
+            if r.arpo.balanced_clipping and loss.policy_loss != "ppo_clip":
+                raise ConfigError(
+                    "rollout.arpo.balanced_clipping changes ppo_clip's clip; set loss.policy_loss=ppo_clip"
+                )
         if not self.model.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
                 "model.model must be 'hf:tiny', 'hf:PATH', 'vllm:tiny' or 'vllm:PATH' (a trainable policy), "

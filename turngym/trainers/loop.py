@@ -79,7 +79,8 @@ class TrainResult:
 def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
     """The update stage's settings; ``max_turns`` (the env's turn limit) sets Dr. GRPO's constant
     L = ``rollout.max_new_tokens`` × ``max_turns`` unless ``loss.norm_tokens`` gives it."""
-    loss, optim = config.loss, config.optim
+    loss, optim, arpo = config.loss, config.optim, config.rollout.arpo
+    aepo = config.rollout.strategy == "arpo"
     return UpdateSettings(
         policy_loss=loss.policy_loss,
         clip_low=loss.clip_low,
@@ -95,6 +96,8 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
         micro_batch_rows=optim.micro_batch_rows,
         grad_clip=optim.grad_clip,
         temperature=config.rollout.temperature,
+        entropy_advantage=arpo.entropy_advantage if aepo else 0.0,
+        balanced_clipping=arpo.balanced_clipping_tokens if aepo and arpo.balanced_clipping else None,
     )
 
 
