@@ -4,7 +4,8 @@ A group is G episodes of one training task started from the same task id and env
 of an iteration run in one lock-step batch (one ``generate`` call per turn). Task ids and sampling
 seeds are pure functions of ``(run seed, iteration, round, attempt)``, so a resumed run draws
 exactly the tasks and tokens an uninterrupted one would; inside a batch every episode draws its own
-stream (see :mod:`turngym.agents.loop`).
+stream (see :mod:`turngym.agents.loop`). With ``rollout.strategy: arpo`` a group is instead the M
+trajectories of ARPO's branching rollout (:mod:`turngym.trainers.arpo.rollout`).
 
 The failure rule: an episode that ended in an infrastructure failure (``env_error``,
 ``policy_error``, ``timeout``: :attr:`~turngym.trajectory.StopReason.is_failure`) says nothing

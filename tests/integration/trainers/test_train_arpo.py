@@ -40,3 +40,21 @@ def test_the_example_config_trains_two_iterations(tmp_path: Path) -> None:
         assert "arpo/entropy_delta" in row and "rollout/tool_calls_per_trajectory" in row
         assert row["loss/optimizer_steps"] >= 1
     assert json.loads((out / "report.json").read_text())["iterations"] == 2
+
+
+def test_hard_attribution_with_every_aepo_switch_trains(tmp_path: Path) -> None:
+    out = tmp_path / "aepo"
+    switches = [
+        "rollout.arpo.attribution=hard",
+        "rollout.arpo.dynamic_budget=true",
+        "rollout.arpo.branch_penalty=0.5",
+        "rollout.arpo.balanced_clipping=true",
+        "rollout.arpo.balanced_clipping_tokens=high_entropy",
+        "rollout.arpo.entropy_advantage=0.2",
+    ]
+    small = ["rollout.groups_per_iteration=2", "sft.steps=5", "sft.demos=8", "eval.episodes=8"]
+    done = _train(out, *switches, *small)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = _iterations(out)
+    assert [row["arpo/trajectories_max"] for row in rows] == [8, 8]
+    assert all(row["loss/optimizer_steps"] >= 1 for row in rows)
