@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -20,7 +20,7 @@ def _train(out: Path, *settings: str) -> subprocess.CompletedProcess[str]:
     command += ["--set", f"output_dir={out}", "--set", "progress=false"]
     for setting in settings:
         command += ["--set", setting]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, timeout=2300, cwd=ROOT)
 
 
 def _iterations(out: Path) -> list[dict[str, float]]:
