@@ -62,7 +62,12 @@ def build_run_dir(tmp_path: Path) -> Path:
     second = [
         [
             episode(["kitchen"], [1], task=9),
-            episode(["kitchen", "pantry"], [0, 0], task=9, parent=0, branch_point=1),
+            episode(
+                ["kitchen", "pantry"],
+                [0, 0],
+                task=9,
+                arpo={"id": 1, "parent": 0, "branch_turn": 1, "kind": "branch"},
+            ),
         ]
     ]
     for iteration, groups in ((1, first), (2, second)):

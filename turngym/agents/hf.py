@@ -28,11 +28,14 @@ trainer needs come from the very logits the tokens were drawn from:
 5. Prefix reuse: the KV cache of the last call is kept. When a prompt of the next call extends
    one of the sequences it holds (the agent loop's ``full`` mode appends an observation to the
    previous prompt and action), only its new tokens are run, right after the cached ones (the
-   gaps left by padding stay masked); the prompts that extend none of them (new episodes joining
-   the asynchronous loop's next batch) are run whole in a forward of their own, without the
-   cache, and their keys and values are merged into it (right-aligned, the gap masked). When no
-   prompt extends a cached sequence the cache is not used. The cache is dropped when the weights
-   change (a version bump or an in-place update of any parameter).
+   gaps left by padding stay masked). With ``prefix_match = "longest"`` a prompt reuses the
+   cached sequence it shares the longest prefix with, also when it is not an extension (an ARPO
+   copy re-samples its parent's last prompt: all of it but the last token is reused). The
+   prompts that can reuse none of them (new episodes joining the asynchronous loop's next batch)
+   are run whole in a forward of their own, without the cache, and their keys and values are
+   merged into it (right-aligned, the gap masked). When no prompt can reuse a cached sequence
+   the cache is not used. The cache is dropped when the weights change (a version bump or an
+   in-place update of any parameter).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
@@ -103,6 +107,11 @@ class HFPolicy:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.prefix_cache = True
         """Keep the last call's KV cache and reuse it for prompts that extend its sequences."""
+        self.prefix_match = "extend"
+        """Which prompts reuse the kept cache: ``extend`` (those extending a cached sequence) or
+        ``longest`` (any shared prefix; ARPO's branching rollout switches to it while it runs, so
+        a copy re-sampling its parent's prompt reuses it). ``extend`` keeps a call's numbers
+        independent of an unrelated earlier call; ``longest`` saves more."""
         self._kv: tuple[Any, torch.Tensor, list[list[int]], tuple[int, tuple[int, ...]]] | None = None
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused cache entries are not counted)."""
@@ -257,7 +266,7 @@ class HFPolicy:
         """Run the prompts: float32 logits of their last position ``[B, V]``, the KV cache, its
         attention mask ``[B, T]`` and each row's next position ``[B, 1]``.
 
-        Rows that extend a cached sequence run only their new tokens on top of the cache; rows new
+        Rows that reuse a cached sequence run only their new tokens on top of the cache; rows new
         to it run on their own without a cache (so they are neither padded to the others' width
         nor attend over masked cache entries), and the two caches are merged, each row's entries
         right-aligned and the gap masked.
@@ -306,8 +315,15 @@ class HFPolicy:
         return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
 
     def _reusable(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, list[list[int]], list[int]] | None:
-        """The stored KV cache re-indexed for the rows of ``rows`` that extend a cached sequence:
-        ``(cache, mask, their cached sequences, their indices in rows)``; None when no row does."""
+        """The stored KV cache re-indexed for the rows of ``rows`` that can reuse a cached sequence:
+        ``(cache, mask, the cached prefix each reuses, their indices in rows)``; None when no row can.
+
+        :attr:`prefix_match` ``extend``: a row reuses a cached sequence it extends, all of it (the
+        agent loop's next turn). ``longest``: a row reuses the cached sequence sharing its longest
+        prefix, up to all of it and all but the row's last token (one token must be run to get
+        logits), e.g. an ARPO copy re-sampling its parent's last prompt. Cached positions past a
+        row's reused prefix are masked out.
+        """
         if self._kv is None:
             return None
         cache, mask, fed, stamp = self._kv
@@ -318,18 +334,24 @@ class HFPolicy:
             or any(type(x).__name__ != "DynamicLayer" for x in layers)
         ):
             return None
-        picks = [
-            next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
-            for row in rows
-        ]
-        kept = [i for i, j in enumerate(picks) if j is not None]
+        if self.prefix_match == "extend":
+            picks = [
+                next((j for j, f in enumerate(fed) if len(r) > len(f) and r[: len(f)] == f), -1) for r in rows
+            ]
+            keep = [len(fed[j]) if j >= 0 else 0 for j in picks]
+        else:
+            picks, keep = _shared_prefixes(rows, fed)
+        kept = [i for i, n in enumerate(keep) if n >= 1]
         if not kept:
             return None
         index = torch.tensor([picks[i] for i in kept], device=self.device)
         for layer in layers:
             layer.keys = layer.keys.index_select(0, index)
             layer.values = layer.values.index_select(0, index)
-        return cache, mask.index_select(0, index), [fed[picks[i]] for i in kept], kept  # type: ignore[index]
+        mask = mask.index_select(0, index)
+        limit = torch.tensor([keep[i] for i in kept], device=mask.device)[:, None]
+        mask = mask * (mask.cumsum(-1) <= limit)  # the columns of a row's reused tokens, in order
+        return cache, mask, [fed[picks[i]][: keep[i]] for i in kept], kept
 
     @staticmethod
     def _cache_of(result: Any) -> Any:
@@ -363,6 +385,27 @@ class HFPolicy:
     def _hits_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False)
         return any(s in tail for s in stop)
+
+
+def _shared_prefixes(
+    rows: Sequence[Sequence[int]], fed: Sequence[Sequence[int]]
+) -> tuple[list[int], list[int]]:
+    """For each row, the cached sequence to reuse and how many of its tokens: the longest common
+    prefix with any of ``fed``, capped at ``len(row) - 1``. Example: rows ``[[1, 2, 3, 4], [1, 2]]``,
+    fed ``[[1, 2, 3], [7]]`` → picks ``[0, 0]``, keep ``[3, 1]``."""
+    width = max(len(f) for f in fed)
+    table = np.full((len(fed), width), -1, dtype=np.int64)
+    for j, f in enumerate(fed):
+        table[j, : len(f)] = f
+    picks, keep = [], []
+    for row in rows:
+        n = min(len(row), width)
+        same = table[:, :n] == np.asarray(row[:n], dtype=np.int64)
+        common = np.where(same.all(axis=1), n, same.argmin(axis=1))
+        j = int(common.argmax())
+        picks.append(j)
+        keep.append(int(min(common[j], len(row) - 1)))
+    return picks, keep
 
 
 def _row_generator(seed: int | None, sample: int, n: int) -> torch.Generator:

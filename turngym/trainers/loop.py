@@ -51,6 +51,8 @@ from turngym.agents.random_models import arch_of, is_random_spec
 from turngym.errors import ConfigError
 from turngym.reports import write_train_report
 from turngym.trainers import advantages as credit
+from turngym.trainers.arpo.attribution import attribute
+from turngym.trainers.arpo.metrics import arpo_metrics
 from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
@@ -101,7 +103,8 @@ class TrainResult:
 def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
     """The update stage's settings; ``max_turns`` (the env's turn limit) sets Dr. GRPO's constant
     L = ``rollout.max_new_tokens`` × ``max_turns`` unless ``loss.norm_tokens`` gives it."""
-    loss, optim = config.loss, config.optim
+    loss, optim, arpo = config.loss, config.optim, config.rollout.arpo
+    aepo = config.rollout.strategy == "arpo"
     return UpdateSettings(
         policy_loss=loss.policy_loss,
         clip_low=loss.clip_low,
@@ -120,6 +123,8 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
         max_tokens_per_micro_batch=optim.max_tokens_per_micro_batch,
         logprob_chunk_tokens=config.model.logprob_chunk_tokens,
         vocab_chunk=config.model.logprob_vocab_chunk,
+        entropy_advantage=arpo.entropy_advantage if aepo else 0.0,
+        balanced_clipping=arpo.balanced_clipping_tokens if aepo and arpo.balanced_clipping else None,
     )
 
 
@@ -399,6 +404,9 @@ def run_iteration(
     raw, shaped, stats = gather_groups(policy, config, iteration, world)
     t1 = time.perf_counter()
     metrics = {**rollout_metrics(raw, shaped), **stats}
+    arpo = config.rollout.strategy == "arpo"
+    if arpo:
+        metrics.update(arpo_metrics(raw))
     if not shaped:
         return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     advantages, credit_stats = compute_group_advantages(config, trainable(shaped))
@@ -413,6 +421,8 @@ def run_iteration(
     if not any(turn.action_ids for group in shaped for t in group for turn in t.turns):
         # e.g. every first prompt overflowed the context: nothing was sampled, nothing to train
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
+    if arpo:  # hard attribution: shared prefixes get the mean advantage and count once
+        shaped, advantages = attribute(config.rollout.arpo.attribution, shaped, advantages)
     batch = build_batch(shaped, advantages, policy.pad_id)
     if config.recomputes_logprobs:
         current = batch_logprobs(model, batch, settings)

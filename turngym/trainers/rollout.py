@@ -6,7 +6,8 @@ episodes of an iteration run in the asynchronous loop (``rollout.engine: async``
 batch (``lockstep``: one ``generate`` call per turn). Task ids and sampling
 seeds are pure functions of ``(run seed, iteration, round, attempt)``, so a resumed run draws
 exactly the tasks and tokens an uninterrupted one would; inside a batch every episode draws its own
-stream (see :mod:`turngym.agents.loop`).
+stream (see :mod:`turngym.agents.loop`). With ``rollout.strategy: arpo`` a group is instead the M
+trajectories of ARPO's branching rollout (:mod:`turngym.trainers.arpo.rollout`).
 
 The failure rule: an episode that ended in an infrastructure failure (``env_error``,
 ``policy_error``, ``timeout``: :attr:`~turngym.trajectory.StopReason.is_failure`) says nothing
@@ -33,6 +34,8 @@ from turngym.agents.policy import LoopConfig, Policy, SamplingParams, derive_see
 from turngym.envs import make
 from turngym.envs.core import TextEnv
 from turngym.errors import TrainerError
+from turngym.trainers.arpo.metrics import tool_call_metrics
+from turngym.trainers.arpo.rollout import run_branching
 from turngym.trainers.config import EvalConfig, RolloutConfig, TrainConfig
 from turngym.trainers.distributed import World, gather, share
 from turngym.trajectory import Trajectory
@@ -45,10 +48,21 @@ def env_factory(config: TrainConfig, split: str) -> Callable[[], TextEnv]:
 
 
 def loop_config(
-    rollout: RolloutConfig, env_id: str, *, temperature: float, seed: int, entropies: bool, batch: int
+    rollout: RolloutConfig,
+    env_id: str,
+    *,
+    temperature: float,
+    seed: int,
+    entropies: bool,
+    batch: int,
+    top_logprobs: int = 0,
 ) -> LoopConfig:
     sampling = SamplingParams(
-        temperature=temperature, max_new_tokens=rollout.max_new_tokens, seed=seed, entropies=entropies
+        temperature=temperature,
+        max_new_tokens=rollout.max_new_tokens,
+        seed=seed,
+        entropies=entropies,
+        top_logprobs=top_logprobs,
     )
     return LoopConfig(
         context=rollout.context,
@@ -117,19 +131,9 @@ def collect_rollouts(
             break
         seed_parts = (config.seed, iteration, round_, 7) + ((attempt,) if attempt else ())
         seed_parts += (world.rank, world.size) if world.distributed else ()
-        flat_jobs = [jobs[g] for g in pending for _ in range(r.group_size)]
-        cfg = loop_config(
-            r,
-            config.env.env_id,
-            temperature=r.temperature,
-            seed=derive_seed(*seed_parts),
-            entropies=config.credit.estimator == "empg",
-            batch=len(flat_jobs),
-        )
-        trajs = run_jobs(config, env_factory(config, "train"), policy, tokenizer, flat_jobs, cfg)
+        groups = _roll(policy, tokenizer, config, [jobs[g] for g in pending], seed_parts)
         still = []
-        for k, g in enumerate(pending):
-            group = trajs[k * r.group_size : (k + 1) * r.group_size]
+        for g, group in zip(pending, groups, strict=True):
             failed = [t.stop_reason.value for t in group if t.stop_reason.is_failure]
             failures.update(failed)
             if failed:
@@ -150,6 +154,35 @@ def collect_rollouts(
     stats = {key: float(counts.get(key, 0)) for key in ("rollout/retried_groups", "rollout/dropped_groups")}
     stats.update({key: float(n) for key, n in sorted(counts.items()) if key.startswith("rollout/failures/")})
     return Rollouts([done[g] for g in sorted(done)], stats)
+
+
+def _roll(
+    policy: Policy,
+    tokenizer: Any,
+    config: TrainConfig,
+    jobs: list[tuple[int, int]],
+    seed_parts: tuple[int, ...],
+) -> list[list[Trajectory]]:
+    """One group per job: G independent rollouts through the configured engine (:func:`run_jobs`),
+    or ARPO's M branched ones (``rollout.strategy``; the branching rollout is a loop of its own)."""
+    r = config.rollout
+    arpo = r.strategy == "arpo"
+    size = r.arpo.budget_of(r.group_size) if arpo else r.group_size
+    cfg = loop_config(
+        r,
+        config.env.env_id,
+        temperature=r.temperature,
+        seed=derive_seed(*seed_parts),
+        entropies=config.credit.estimator == "empg",
+        batch=len(jobs) * size,
+        top_logprobs=r.arpo.top_logprobs if arpo else 0,
+    )
+    factory = env_factory(config, "train")
+    if arpo:
+        rng = np.random.default_rng([*seed_parts, 17])
+        return run_branching(factory, policy, tokenizer, jobs, cfg, r.arpo, budget=size, rng=rng)
+    trajs = run_jobs(config, factory, policy, tokenizer, [job for job in jobs for _ in range(size)], cfg)
+    return [trajs[k * size : (k + 1) * size] for k in range(len(jobs))]
 
 
 def trainable(groups: Sequence[Sequence[Trajectory]]) -> list[list[Trajectory]]:
@@ -242,4 +275,5 @@ def rollout_metrics(
         "rollout/action_tokens": float(tokens),
         "reward/mean_return": sum(t.total_reward for t in flat) / n,
         "reward/shaped_mean": sum(t.total_reward for g in shaped for t in g) / n,
+        **tool_call_metrics(raw),
     }

@@ -10,8 +10,8 @@ credit the trainer gave is added:
 * ``metadata``: ``iteration``, ``group`` (``task:seed``, from the rollout stage), ``group_index``
   and ``member`` (position of the group in the iteration and of the trajectory in its group),
   ``line`` (0-based line of this record in the file), ``estimator``, and ``branch``
-  (``{"parent": ..., "point": ...}``) when the trajectory records an ARPO branch (its metadata's
-  ``parent`` / ``branch_point``, or the same keys inside ``metadata["arpo"]``), else ``None``.
+  (``{"parent": ..., "point": ...}``) when the trajectory is an ARPO copy (``metadata["arpo"]``'s
+  ``parent`` id and ``branch_turn``, :mod:`turngym.trainers.arpo.rollout`), else ``None``.
 * each turn's ``info["credit"]``: ``reward`` (the shaped reward the estimator saw), ``advantage``,
   ``step_group`` — the anchor-state group of GiGPO (the configured ``similarity``), logged for
   every estimator: ``{"id", "size", "members": [[line, turn], ...]}`` (the other steps of this
@@ -58,12 +58,10 @@ def rollouts_due(every: int, iteration: int) -> bool:
 
 def branch_point(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     """``{"parent", "point"}`` of a branched (ARPO) trajectory, from its metadata; None otherwise."""
-    nested = metadata.get("arpo")
-    source = nested if isinstance(nested, Mapping) else metadata
-    parent, point = source.get("parent"), source.get("branch_point")
-    if parent is None and point is None:
+    tree = metadata.get("arpo")
+    if not isinstance(tree, Mapping) or tree.get("parent") is None:
         return None
-    return {"parent": parent, "point": point}
+    return {"parent": tree["parent"], "point": tree.get("branch_turn")}
 
 
 class TokenText:

@@ -144,8 +144,10 @@ def test_a_big_step_group_lists_a_bounded_number_of_members() -> None:
 
 def test_branch_points_are_read_from_the_metadata_where_present() -> None:
     assert branch_point({}) is None
-    assert branch_point({"parent": 2, "branch_point": 3}) == {"parent": 2, "point": 3}
-    assert branch_point({"arpo": {"parent": "0:1", "branch_point": 1}}) == {"parent": "0:1", "point": 1}
+    root = {"arpo": {"id": 0, "parent": None, "branch_turn": None, "kind": "initial"}}
+    assert branch_point(root) is None
+    copy = {"arpo": {"id": 3, "parent": 0, "branch_turn": 2, "kind": "branch"}}
+    assert branch_point(copy) == {"parent": 0, "point": 2}
 
 
 @pytest.mark.parametrize(("every", "due"), [(0, []), (1, [1, 2, 3, 4, 5, 6]), (3, [3, 6])])
