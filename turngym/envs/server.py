@@ -18,6 +18,9 @@ Control API (the orchestrator's, never offered to a policy as a tool):
   each answered as its own HTTP call would be.
 * ``WS /ws`` and ``GET /schema``: OpenEnv's protocol (a session per connection), see
   :mod:`turngym.envs.openenv`.
+* ``WS /sessions/mux``: many sessions over one socket: the channel's messages plus a
+  ``"session_id"``, answered concurrently (each session's calls in order), replies tagged with the
+  message's ``id`` and ``session_id``; a message missing a string ``session_id`` gets a 422 error.
 * ``WS /sessions/{id}/ws``: a channel for one session. The client sends ``{"type": "reset"|"step"|
   "close", "data": {...}, "id"?: any, "deadline_s"?: number}`` where ``data`` is the HTTP body; each
   message is answered with ``{"type": "result"|"error", "status", "data", "id"}`` where ``status`` and
@@ -261,6 +264,10 @@ def create_env_app(
     async def delete_session(sid: str, request: Request) -> Response:
         return _respond(await service.delete(sid, bearer(request.headers)))
 
+    @app.websocket("/sessions/mux")
+    async def mux(websocket: WebSocket) -> None:
+        await _serve_mux(websocket, service)
+
     @app.websocket("/sessions/{sid}/ws")
     async def channel(websocket: WebSocket, sid: str) -> None:
         await _serve_channel(websocket, sid, service)
@@ -302,7 +309,6 @@ async def _serve_channel(websocket: WebSocket, sid: str, service: EnvService) ->
             await websocket.send_json({"type": "error", "status": status, "data": body, "id": None})
             await websocket.close(code=1008)
             return
-        limit_s = service.limits.request_timeout_s
         while True:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
@@ -311,22 +317,67 @@ async def _serve_channel(websocket: WebSocket, sid: str, service: EnvService) ->
             msg_id = message.get("id") if isinstance(message, dict) else None
             if isinstance(message, tuple):
                 reply = message
-            elif message["type"] == "close":
-                reply = await service.delete(sid, token)
             else:
-                raw = message.get("deadline_s")
-                timeout = _deadline(None if raw is None else str(raw), limit_s)
-                reply = (
-                    timeout
-                    if isinstance(timeout, tuple)
-                    else await service.call(sid, message["type"], message.get("data", {}), token, timeout)
-                )
+                message["session_id"] = sid
+                reply = await _answer(service, message, token)
             status, body = reply
             kind = "error" if status >= 400 else "result"
             await websocket.send_json({"type": kind, "status": status, "data": body, "id": msg_id})
             if isinstance(message, dict) and message["type"] == "close" and status < 400:
                 await websocket.close(code=1000)
                 return
+    except WebSocketDisconnect:
+        return
+
+
+async def _answer(service: EnvService, message: dict[str, Any], token: str | None) -> Reply:
+    """The reply to one well-formed channel message about session ``message["session_id"]``."""
+    sid = message["session_id"]
+    if message["type"] == "close":
+        return await service.delete(sid, token)
+    raw = message.get("deadline_s")
+    timeout = _deadline(None if raw is None else str(raw), service.limits.request_timeout_s)
+    if isinstance(timeout, tuple):
+        return timeout
+    return await service.call(sid, message["type"], message.get("data", {}), token, timeout)
+
+
+async def _serve_mux(websocket: WebSocket, service: EnvService) -> None:
+    """Many sessions over one WebSocket: each message names its ``session_id``; messages are answered
+    concurrently (a session's own calls still run in order), each reply carrying the message's ``id``
+    and ``session_id``."""
+    token = bearer(websocket.headers)
+    await websocket.accept()
+    denied = service.authorize(token)
+    if denied is not None:
+        await websocket.send_json({"type": "error", "status": denied[0], "data": denied[1], "id": None})
+        await websocket.close(code=1008)
+        return
+    pending: set[asyncio.Task[None]] = set()
+
+    async def handle(message: dict[str, Any]) -> None:
+        status, body = await _answer(service, message, token)
+        reply = {"type": "error" if status >= 400 else "result", "status": status, "data": body,
+                 "id": message.get("id"), "session_id": message["session_id"]}  # fmt: skip
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client left meanwhile
+            await websocket.send_text(json.dumps(reply))
+
+    try:
+        while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            message = _envelope(frame.get("text"), frame.get("bytes"), service.limits.max_body_bytes)
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            if isinstance(message, dict) and not isinstance(message.get("session_id"), str):
+                message = error(422, "a multiplexed message needs a string 'session_id'")
+            if isinstance(message, tuple):
+                status, body = message
+                await websocket.send_json({"type": "error", "status": status, "data": body, "id": msg_id})
+                continue
+            task = asyncio.create_task(handle(message))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
     except WebSocketDisconnect:
         return
 

@@ -11,7 +11,9 @@ which answers ``(status, body)`` pairs with the HTTP status codes of the API:
   env itself raised.
 
 Everything here runs on the server's event loop; env code (construction, reset, step, close) runs
-in worker threads, so a slow env never blocks the others. One ``asyncio.Lock`` per session keeps a
+in worker threads, so a slow env never blocks the others, except the ``reset``/``step`` of an env
+class declaring :attr:`~turngym.envs.core.TextEnv.nonblocking`, which run on the loop (a thread
+hop costs more than such a step). One ``asyncio.Lock`` per session keeps a
 session's calls in order. A background reaper closes sessions idle for longer than ``ttl_s``.
 """
 
@@ -22,7 +24,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +116,14 @@ def parse(model: type[pydantic.BaseModel], payload: Any) -> pydantic.BaseModel |
         return error(422, f"invalid request body: {problems}", errors=errors)
 
 
+def parse_step(payload: Any) -> StepRequest | Reply:
+    """``parse(StepRequest, payload)`` with the common case (a dict holding only a string action)
+    checked by hand: pydantic's validation is most of a step's server CPU for a trivial env."""
+    if type(payload) is dict and len(payload) == 1 and type(payload.get("action")) is str:
+        return StepRequest.model_construct(action=payload["action"])
+    return parse(StepRequest, payload)  # type: ignore[return-value]
+
+
 def _reset(env: TextEnv, request: ResetRequest) -> dict[str, Any]:
     options = None if request.task_id is None else {"task_id": request.task_id}
     try:
@@ -138,6 +148,16 @@ OPS: dict[str, tuple[type[pydantic.BaseModel], Callable[[TextEnv, Any], dict[str
     "reset": (ResetRequest, _reset),
     "step": (StepRequest, _step),
 }
+
+
+def _done(fn: Callable[[TextEnv, Any], dict[str, Any]], env: TextEnv, request: Any) -> Future[dict[str, Any]]:
+    """``fn(env, request)`` run now, its result or exception held in a finished future."""
+    future: Future[dict[str, Any]] = Future()
+    try:
+        future.set_result(fn(env, request))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 class EnvService:
@@ -229,7 +249,7 @@ class EnvService:
         if not isinstance(found, Session):
             return found
         model, fn = OPS[op]
-        parsed = parse(model, payload)
+        parsed = parse_step(payload) if op == "step" else parse(model, payload)
         if isinstance(parsed, tuple):
             return parsed
         if self.inflight >= self.limits.max_inflight:
@@ -255,14 +275,21 @@ class EnvService:
                 session.lock.release()
                 self.inflight -= 1
                 return error(409, "an earlier call overran its deadline; reset the session before stepping")
-            work = loop.run_in_executor(self._workers, fn, session.env, parsed)
-            done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
-            if not done:
-                session.overran = True
-                work.add_done_callback(lambda _: self._finish_late(session))
-                return error(504, f"the env did not answer within the {timeout:g} s deadline")
-            session.lock.release()
-            self.inflight -= 1
+            if type(session.env).nonblocking:
+                try:
+                    work = _done(fn, session.env, parsed)
+                finally:
+                    session.lock.release()
+                    self.inflight -= 1
+            else:
+                work = loop.run_in_executor(self._workers, fn, session.env, parsed)
+                done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
+                if not done:
+                    session.overran = True
+                    work.add_done_callback(lambda _: self._finish_late(session))
+                    return error(504, f"the env did not answer within the {timeout:g} s deadline")
+                session.lock.release()
+                self.inflight -= 1
             try:
                 result = work.result()
             except ResetNeeded as exc:
