@@ -3,7 +3,9 @@
 A client with one socket per session pays a socket's cost per step (a frame to build, a read to
 wake, a task per connection in the library). Here the sessions of one event loop that talk to the
 same server with the same token share one :class:`MuxConnection`: each message carries its session
-id and a number, one reader task hands each reply to the call waiting for that number. A call whose
+id and a number; the messages queued while the socket was busy leave together in one frame (a JSON
+array), and one reader task hands each reply of the server's array frames to the call waiting for
+its number. A call whose
 deadline passes stops waiting; its late reply is dropped by number, so it can never answer another
 call. When the socket breaks every waiting call fails as :class:`~turngym.envs.remote_session.Lost`
 (the session's recovery takes over) and the next call opens a new socket.
@@ -37,8 +39,11 @@ class MuxConnection:
         self._socket: ClientConnection | None = None
         self._connecting = asyncio.Lock()
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._ready = asyncio.Event()
         self._numbers = itertools.count()
         self._users = 0
+        self._tasks: tuple[asyncio.Task[None], ...] = ()
 
     @classmethod
     def acquire(cls, ws_url: str, token: str | None) -> MuxConnection:
@@ -57,6 +62,8 @@ class MuxConnection:
             self._shared.pop(self._key, None)
             if self._socket is not None:
                 await self._socket.close()
+            for task in self._tasks:
+                task.cancel()
 
     async def _open(self, timeout_s: float) -> ClientConnection:
         async with self._connecting:
@@ -74,42 +81,57 @@ class MuxConnection:
                 except (OSError, asyncio.TimeoutError, InvalidHandshake) as exc:
                     raise Unreachable(repr(exc)) from exc
                 self._socket = socket
-                asyncio.get_running_loop().create_task(self._read(socket))
+                self._outbox.clear()
+                reader, writer = self._read(socket), self._write(socket)
+                self._tasks = (asyncio.create_task(reader), asyncio.create_task(writer))
             return self._socket
 
     async def _read(self, socket: ClientConnection) -> None:
         """Hand each reply to its waiting call; when the socket ends, fail every waiting call."""
         try:
             async for raw in socket:
-                reply = decode(raw)
-                waiter = self._waiting.pop(reply.get("id"), None)  # type: ignore[arg-type]
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(reply)
+                for reply in decode(raw):
+                    waiter = self._waiting.pop(reply.get("id"), None)  # type: ignore[arg-type]
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(reply)
         except ConnectionClosed:
             pass
         finally:
             if self._socket is socket:
                 self._socket = None
+                self._tasks[1].cancel()
             waiting, self._waiting = self._waiting, {}
             for waiter in waiting.values():
                 if not waiter.done():
                     waiter.set_exception(Lost("the multiplexed WebSocket closed"))
 
+    async def _write(self, socket: ClientConnection) -> None:
+        """Send the messages queued since the last frame as one frame (a JSON array)."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            batch = self._outbox.copy()
+            self._outbox.clear()
+            try:
+                await socket.send(json.dumps(batch))
+            except ConnectionClosed:
+                return  # the reader fails the waiting calls
+
     async def request(
         self, sid: str, op: str, body: dict[str, Any] | None, timeout_s: float
     ) -> tuple[int, Any]:
         """Send ``op`` for session ``sid`` and wait at most ``timeout_s`` for its reply."""
-        socket = self._socket or await self._open(timeout_s)
+        if self._socket is None:
+            await self._open(timeout_s)
         number = next(self._numbers)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[number] = waiter
         message = {"type": op, "session_id": sid, "data": body or {}, "id": number,
                    "deadline_s": timeout_s}  # fmt: skip
+        self._outbox.append(message)
+        self._ready.set()
         try:
-            await socket.send(json.dumps(message))
             reply = await _within(waiter, timeout_s)
-        except ConnectionClosed as exc:
-            raise Lost(repr(exc)) from exc
         except asyncio.TimeoutError as exc:
             raise EnvError(f"{op} over WebSocket got no reply within {timeout_s:g} s") from exc
         finally:
@@ -131,6 +153,18 @@ class MuxChannel:
         self._ws_url = "ws" + url.rstrip("/").removeprefix("http")
         self._timeout_s, self._token = timeout_s, token
         self._connection: MuxConnection | None = None
+
+    async def _write(self, socket: ClientConnection) -> None:
+        """Send the messages queued since the last frame as one frame (a JSON array)."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            batch = self._outbox.copy()
+            self._outbox.clear()
+            try:
+                await socket.send(json.dumps(batch))
+            except ConnectionClosed:
+                return  # the reader fails the waiting calls
 
     async def request(self, op: str, sid: str | None, body: dict[str, Any] | None) -> tuple[int, Any]:
         if op in ("health", "create") or sid is None:

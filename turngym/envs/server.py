@@ -18,9 +18,10 @@ Control API (the orchestrator's, never offered to a policy as a tool):
   each answered as its own HTTP call would be.
 * ``WS /ws`` and ``GET /schema``: OpenEnv's protocol (a session per connection), see
   :mod:`turngym.envs.openenv`.
-* ``WS /sessions/mux``: many sessions over one socket: the channel's messages plus a
-  ``"session_id"``, answered concurrently (each session's calls in order), replies tagged with the
-  message's ``id`` and ``session_id``; a message missing a string ``session_id`` gets a 422 error.
+* ``WS /sessions/mux``: many sessions over one socket. A frame holds one channel message or a
+  JSON array of them, each with a ``"session_id"``; they are answered concurrently (each session's
+  calls in order) and every frame the server sends is a JSON array of replies, each tagged with its
+  message's ``id`` and ``session_id``. A message without a string ``session_id`` gets a 422 error.
 * ``WS /sessions/{id}/ws``: a channel for one session. The client sends ``{"type": "reset"|"step"|
   "close", "data": {...}, "id"?: any, "deadline_s"?: number}`` where ``data`` is the HTTP body; each
   message is answered with ``{"type": "result"|"error", "status", "data", "id"}`` where ``status`` and
@@ -288,6 +289,11 @@ def _envelope(text: str | None, data: bytes | None, limit: int) -> dict[str, Any
         message = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         return error(422, f"message is not valid JSON: {exc}")
+    return _checked(message)
+
+
+def _checked(message: Any) -> dict[str, Any] | Reply:
+    """A decoded channel message, or the error reply naming what is wrong with it."""
     if not isinstance(message, dict):
         return error(422, f"message must be a JSON object, got {type(message).__name__}")
     kind = message.get("type")
@@ -342,44 +348,83 @@ async def _answer(service: EnvService, message: dict[str, Any], token: str | Non
     return await service.call(sid, message["type"], message.get("data", {}), token, timeout)
 
 
+def _mux_messages(text: str | None, data: bytes | None, limit: int) -> list[dict[str, Any] | Reply]:
+    """A multiplexed frame's messages (one object, or an array of them), each checked like a channel
+    message and for a string ``session_id``; a bad one becomes its error reply (with its ``id``)."""
+    raw: str | bytes = text if text is not None else (data or b"")
+    if len(raw) > limit:
+        return [error(413, f"message of {len(raw)} bytes is over the limit of {limit}")]
+    try:
+        decoded = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return [error(422, f"message is not valid JSON: {exc}")]
+    out: list[dict[str, Any] | Reply] = []
+    for item in decoded if isinstance(decoded, list) else [decoded]:
+        message = _checked(item)
+        if isinstance(message, dict) and not isinstance(message.get("session_id"), str):
+            message = error(422, "a multiplexed message needs a string 'session_id'")
+        out.append(message)
+    return out
+
+
 async def _serve_mux(websocket: WebSocket, service: EnvService) -> None:
-    """Many sessions over one WebSocket: each message names its ``session_id``; messages are answered
-    concurrently (a session's own calls still run in order), each reply carrying the message's ``id``
-    and ``session_id``."""
+    """Many sessions over one WebSocket (see the module docstring). A call to a session whose env is
+    :attr:`~turngym.envs.core.TextEnv.nonblocking` is answered on the spot; any other runs as its own
+    task, so a slow env never holds up the socket. Replies ready together leave in one frame."""
     token = bearer(websocket.headers)
     await websocket.accept()
     denied = service.authorize(token)
     if denied is not None:
-        await websocket.send_json({"type": "error", "status": denied[0], "data": denied[1], "id": None})
+        await websocket.send_json([{"type": "error", "status": denied[0], "data": denied[1], "id": None}])
         await websocket.close(code=1008)
         return
+    outbox: list[dict[str, Any]] = []
+    ready = asyncio.Event()
     pending: set[asyncio.Task[None]] = set()
 
-    async def handle(message: dict[str, Any]) -> None:
-        status, body = await _answer(service, message, token)
-        reply = {"type": "error" if status >= 400 else "result", "status": status, "data": body,
-                 "id": message.get("id"), "session_id": message["session_id"]}  # fmt: skip
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client left meanwhile
-            await websocket.send_text(json.dumps(reply))
+    def post(message: dict[str, Any] | Reply, reply: Reply) -> None:
+        status, body = reply
+        tagged = message if isinstance(message, dict) else {}
+        outbox.append({"type": "error" if status >= 400 else "result", "status": status, "data": body,
+                       "id": tagged.get("id"), "session_id": tagged.get("session_id")})  # fmt: skip
+        ready.set()
 
+    async def handle(message: dict[str, Any]) -> None:
+        post(message, await _answer(service, message, token))
+
+    async def write() -> None:
+        while True:
+            await ready.wait()
+            ready.clear()
+            batch = outbox.copy()
+            outbox.clear()
+            await websocket.send_text(json.dumps(batch))
+
+    writer = asyncio.create_task(write())
     try:
         while True:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
                 return
-            message = _envelope(frame.get("text"), frame.get("bytes"), service.limits.max_body_bytes)
-            msg_id = message.get("id") if isinstance(message, dict) else None
-            if isinstance(message, dict) and not isinstance(message.get("session_id"), str):
-                message = error(422, "a multiplexed message needs a string 'session_id'")
-            if isinstance(message, tuple):
-                status, body = message
-                await websocket.send_json({"type": "error", "status": status, "data": body, "id": msg_id})
-                continue
-            task = asyncio.create_task(handle(message))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            limit = service.limits.max_body_bytes
+            for message in _mux_messages(frame.get("text"), frame.get("bytes"), limit):
+                if isinstance(message, tuple):
+                    post({}, message)
+                    continue
+                session = service.sessions.get(message["session_id"])
+                inline = session is not None and type(session.env).nonblocking and not session.lock.locked()
+                if inline and message["type"] != "close":
+                    post(message, await _answer(service, message, token))
+                else:
+                    task = asyncio.create_task(handle(message))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
     except WebSocketDisconnect:
         return
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await writer
 
 
 def _add_browser_ui(app: FastAPI, factory: Callable[[], TextEnv], env_id: str, max_body_bytes: int) -> None:

@@ -24,7 +24,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,13 +124,27 @@ def parse_step(payload: Any) -> StepRequest | Reply:
     return parse(StepRequest, payload)  # type: ignore[return-value]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def jsonable(value: Any) -> Any:
+    """:func:`~turngym.trajectory.to_jsonable` with plain scalars and ``str``-keyed dicts (most of an
+    ``info``) passed through by exact type, before the general conversion."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    return to_jsonable(value)
+
+
 def _reset(env: TextEnv, request: ResetRequest) -> dict[str, Any]:
     options = None if request.task_id is None else {"task_id": request.task_id}
     try:
         obs, info = env.reset(seed=request.seed, options=options)
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise BadReset(f"cannot reset to task {request.task_id!r}: {exc}") from exc
-    return {"observation": obs, "info": to_jsonable(info)}
+    return {"observation": obs, "info": jsonable(info)}
 
 
 def _step(env: TextEnv, request: StepRequest) -> dict[str, Any]:
@@ -140,7 +154,7 @@ def _step(env: TextEnv, request: StepRequest) -> dict[str, Any]:
         "reward": reward,
         "terminated": terminated,
         "truncated": truncated,
-        "info": to_jsonable(info),
+        "info": jsonable(info),
     }
 
 
@@ -150,14 +164,23 @@ OPS: dict[str, tuple[type[pydantic.BaseModel], Callable[[TextEnv, Any], dict[str
 }
 
 
-def _done(fn: Callable[[TextEnv, Any], dict[str, Any]], env: TextEnv, request: Any) -> Future[dict[str, Any]]:
-    """``fn(env, request)`` run now, its result or exception held in a finished future."""
-    future: Future[dict[str, Any]] = Future()
+def _now(fn: Callable[[TextEnv, Any], dict[str, Any]], env: TextEnv, request: Any) -> _Finished:
+    """``fn(env, request)`` run now, its result or exception held like a finished future's."""
     try:
-        future.set_result(fn(env, request))
+        return _Finished(fn(env, request), None)
     except Exception as exc:
-        future.set_exception(exc)
-    return future
+        return _Finished(None, exc)
+
+
+@dataclass(frozen=True)
+class _Finished:
+    value: Any
+    exception: Exception | None
+
+    def result(self) -> Any:
+        if self.exception is not None:
+            raise self.exception
+        return self.value
 
 
 class EnvService:
@@ -277,7 +300,7 @@ class EnvService:
                 return error(409, "an earlier call overran its deadline; reset the session before stepping")
             if type(session.env).nonblocking:
                 try:
-                    work = _done(fn, session.env, parsed)
+                    work: Any = _now(fn, session.env, parsed)
                 finally:
                     session.lock.release()
                     self.inflight -= 1
