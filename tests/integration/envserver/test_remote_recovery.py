@@ -39,7 +39,7 @@ def expert_episode(seed: int, task: int) -> tuple[str, list[str], list[tuple]]:
             return obs, actions, steps
 
 
-@pytest.mark.parametrize("transport", ["http", "ws"])
+@pytest.mark.parametrize("transport", ["http", "ws", "mux"])
 def test_regression_session_survives_a_server_restart(transport: str) -> None:
     obs, actions, steps = expert_episode(2, 3)
     port = free_port()
@@ -123,13 +123,13 @@ def test_tokens_from_the_client() -> None:
     with running(maze_app(tokens=("alpha",))) as url:
         with pytest.raises(EnvError, match="401"):
             RemoteEnv(url)
-        for transport in ("http", "ws"):
+        for transport in ("http", "ws", "mux"):
             env = RemoteEnv(url, token="alpha", transport=transport)  # type: ignore[arg-type]
             env.reset(seed=0)
             env.close()
 
 
-@pytest.mark.parametrize("transport", ["http", "ws"])
+@pytest.mark.parametrize("transport", ["http", "ws", "mux"])
 def test_async_remote_env_plays_like_the_local_env(transport: str) -> None:
     obs, actions, steps = expert_episode(7, 4)
 
