@@ -348,22 +348,23 @@ async def _answer(service: EnvService, message: dict[str, Any], token: str | Non
     return await service.call(sid, message["type"], message.get("data", {}), token, timeout)
 
 
-def _mux_messages(text: str | None, data: bytes | None, limit: int) -> list[dict[str, Any] | Reply]:
+def _mux_messages(text: str | None, data: bytes | None, limit: int) -> list[tuple[dict[str, Any], Any]]:
     """A multiplexed frame's messages (one object, or an array of them), each checked like a channel
-    message and for a string ``session_id``; a bad one becomes its error reply (with its ``id``)."""
+    message and for a string ``session_id``: pairs of the raw message (``{}`` if not an object, for
+    its ``id``) and the checked message or the error reply naming its fault."""
     raw: str | bytes = text if text is not None else (data or b"")
     if len(raw) > limit:
-        return [error(413, f"message of {len(raw)} bytes is over the limit of {limit}")]
+        return [({}, error(413, f"message of {len(raw)} bytes is over the limit of {limit}"))]
     try:
         decoded = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        return [error(422, f"message is not valid JSON: {exc}")]
-    out: list[dict[str, Any] | Reply] = []
+        return [({}, error(422, f"message is not valid JSON: {exc}"))]
+    out: list[tuple[dict[str, Any], Any]] = []
     for item in decoded if isinstance(decoded, list) else [decoded]:
         message = _checked(item)
         if isinstance(message, dict) and not isinstance(message.get("session_id"), str):
             message = error(422, "a multiplexed message needs a string 'session_id'")
-        out.append(message)
+        out.append((item if isinstance(item, dict) else {}, message))
     return out
 
 
@@ -382,11 +383,10 @@ async def _serve_mux(websocket: WebSocket, service: EnvService) -> None:
     ready = asyncio.Event()
     pending: set[asyncio.Task[None]] = set()
 
-    def post(message: dict[str, Any] | Reply, reply: Reply) -> None:
+    def post(message: dict[str, Any], reply: Reply) -> None:
         status, body = reply
-        tagged = message if isinstance(message, dict) else {}
         outbox.append({"type": "error" if status >= 400 else "result", "status": status, "data": body,
-                       "id": tagged.get("id"), "session_id": tagged.get("session_id")})  # fmt: skip
+                       "id": message.get("id"), "session_id": message.get("session_id")})  # fmt: skip
         ready.set()
 
     async def handle(message: dict[str, Any]) -> None:
@@ -407,9 +407,9 @@ async def _serve_mux(websocket: WebSocket, service: EnvService) -> None:
             if frame["type"] == "websocket.disconnect":
                 return
             limit = service.limits.max_body_bytes
-            for message in _mux_messages(frame.get("text"), frame.get("bytes"), limit):
+            for raw, message in _mux_messages(frame.get("text"), frame.get("bytes"), limit):
                 if isinstance(message, tuple):
-                    post({}, message)
+                    post(raw, message)
                     continue
                 session = service.sessions.get(message["session_id"])
                 inline = session is not None and type(session.env).nonblocking and not session.lock.locked()
