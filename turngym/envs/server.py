@@ -36,7 +36,8 @@ smaller; 504 when passed) and body size (413). With ``tokens`` every endpoint bu
 Errors are JSON ``{"detail": ...}``: 404 unknown session, 413 body over ``max_body_bytes``, 422
 malformed JSON, a body failing the schema (naming the field) or a task the env refuses. ``info`` is
 encoded with :func:`~turngym.trajectory.to_jsonable` so tuple anchors survive the trip. Env calls run
-in worker threads; each session's calls run one at a time.
+in worker threads (on the event loop for an env class declaring
+:attr:`~turngym.envs.core.TextEnv.nonblocking`); each session's calls run one at a time.
 
 With ``html=True`` a person can play in a browser at ``GET /ui/``: the page shows the env's
 ``render_html()`` fragment when it has one (forms there POST ``action`` to the relative URL
