@@ -14,8 +14,10 @@ stepping phase; p50/p99 are per-step latencies seen by the client.
 
 Rows:
 
-* ``turngym ws`` / ``turngym http``: ``turngym serve env``'s app under uvicorn, played through
-  :class:`~turngym.envs.remote_async.AsyncRemoteEnv` (the user's path, retries and checks on);
+* ``turngym mux`` / ``turngym ws`` / ``turngym http``: ``turngym serve env``'s app under uvicorn,
+  played through :class:`~turngym.envs.remote_async.AsyncRemoteEnv` (the user's path, retries and
+  checks on) with ``transport="mux"`` (all sessions on one WebSocket), ``"ws"`` (a WebSocket per
+  session) or ``"http"``;
 * ``openenv``: OpenEnv's ``create_app`` server and its ``GenericEnvClient`` (asyncio, one
   WebSocket per session) on an equivalent echo env, run in the openenv venv
   (``.ci/setup.d/openenv.sh``; ``TURNGYM_OPENENV_VENV``). Skipped, and said so, without it.
@@ -51,6 +53,8 @@ OPENENV_PYTHON = Path(os.environ.get("TURNGYM_OPENENV_VENV", "/opt/turngym-opene
 
 class EchoEnv(TextEnv):
     """Answers turn ``t``'s action ``a`` with ``"t: a"``; one task, no end."""
+
+    nonblocking = True
 
     def __init__(self) -> None:
         super().__init__(max_turns=10**9)
@@ -197,27 +201,52 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def duel_ratios(rows: list[Row], sessions: int) -> dict[str, float]:
+    """Per turngym client: its steps/s over OpenEnv's and its p99 over OpenEnv's, each summed over
+    the rounds at ``sessions`` sessions (total steps / total time; p99s averaged)."""
+
+    def pooled(stack: str) -> tuple[float, float] | None:
+        mine = [r for r in rows if r.stack == stack and r.sessions == sessions]
+        if not mine:
+            return None
+        rate = sum(r.steps for r in mine) / sum(r.steps / r.steps_per_s for r in mine)
+        return rate, sum(r.p99_ms for r in mine) / len(mine)
+
+    openenv = pooled("openenv")
+    out: dict[str, float] = {}
+    for transport in ("mux", "ws"):
+        mine = pooled(f"turngym {transport}")
+        if openenv and mine:
+            out[f"{transport}_vs_openenv_steps_ratio"] = mine[0] / openenv[0]
+            out[f"{transport}_vs_openenv_p99_ratio"] = mine[1] / openenv[1]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke-test size")
+    parser.add_argument("--duel-only", action="store_true", help="only the OpenEnv duel's rows")
+    parser.add_argument("--rounds", type=int, default=1, help="duel rounds, stacks interleaved")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
     big, duel = ((100, 20), (64, 20)) if args.quick else ((1000, 100), (256, 100))
-    rows = [run_turngym("ws", *big)]
-    duel_rows = [run_turngym("ws", *duel), run_turngym("http", *duel), run_openenv(*duel)]
+    rows = [] if args.duel_only else [run_turngym("mux", *big)]
+    duel_rows: list[Row | None] = []
+    for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits every stack
+        duel_rows += [run_turngym("mux", *duel), run_openenv(*duel), run_turngym("ws", *duel)]
+    if not args.duel_only:
+        duel_rows.append(run_turngym("http", *duel))
     rows += [r for r in duel_rows if r is not None]
     print(table(rows))
-    openenv = next((r for r in rows if r.stack == "openenv"), None)
-    ratio = rows[1].steps_per_s / openenv.steps_per_s if openenv else None
-    if ratio is not None:
-        print(f"\nturngym ws / openenv at {duel[0]} sessions: {ratio:.2f}x steps/s, "
-              f"p99 {rows[1].p99_ms:.1f} vs {openenv.p99_ms:.1f} ms")  # fmt: skip
+    ratios = duel_ratios(rows, duel[0])
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
     out = RESULTS / ("server_load_quick.json" if args.quick else "server_load.json")
     out.write_text(json.dumps({
-        "rows": [asdict(r) for r in rows], "ws_vs_openenv_steps_ratio": ratio,
+        "rows": [asdict(r) for r in rows], "duel": ratios,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg_at_end": os.getloadavg()},
         "note": "client and server processes share the machine's cores",

@@ -68,6 +68,9 @@ class TextEnv(gymnasium.Env[str, str]):
     """One line shown by ``turngym envs``."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable modules the env needs beyond the core install (e.g. ``("textworld",)``)."""
+    nonblocking: ClassVar[bool] = False
+    """``reset``/``step`` take microseconds and never wait on I/O: an env server may run them on its
+    event loop instead of a worker thread (no thread hop; deadlines cannot interrupt them)."""
 
     def __init__(
         self, *, max_turns: int = 50, max_obs_chars: int = 1_000_000, render_mode: str | None = None

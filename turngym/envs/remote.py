@@ -1,10 +1,11 @@
 """``RemoteEnv``: a :class:`~turngym.envs.core.TextEnv` whose state lives on an env server.
 
-It opens a session on construction, forwards ``reset``/``step`` over HTTP or a WebSocket
-(``transport="http"|"ws"``) and deletes the session on ``close``. The base class still counts turns
-and checks reset-before-step locally, and ``max_turns``/``num_tasks`` come from the server's
-``/health``, so a remote env behaves — and passes ``check_env`` — exactly like the local one: same
-seed and task, same observations and anchors.
+It opens a session on construction, forwards ``reset``/``step`` over HTTP, a WebSocket per session
+or one WebSocket shared by all sessions (``transport="http"|"ws"|"mux"``) and deletes the session on
+``close``. The base class still counts turns and checks reset-before-step locally, and
+``max_turns``/``num_tasks`` come from the server's ``/health``, so a remote env behaves — and
+passes ``check_env`` — exactly like the local one: same seed and task, same observations and
+anchors.
 
 Failures follow :mod:`turngym.envs.remote_session`: an unreachable or full server is retried with
 jittered backoff, a lost session (server restart, reaper) is re-created and the episode replayed

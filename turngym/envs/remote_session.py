@@ -2,8 +2,9 @@
 
 :class:`RemoteSession` is the async core that :class:`~turngym.envs.remote.RemoteEnv` and
 :class:`~turngym.envs.remote_async.AsyncRemoteEnv` share. It speaks to the server over plain HTTP
-(``transport="http"``) or a WebSocket channel per session (``"ws"``; creation and ``/health`` still
-go over HTTP) and applies one failure rule:
+(``transport="http"``), a WebSocket channel per session (``"ws"``) or one WebSocket shared by the
+process's sessions (``"mux"``, :mod:`turngym.envs.remote_mux`); creation and ``/health`` always go
+over HTTP. One failure rule applies:
 
 * **retried** (at most ``retries`` times, sleeping ``d/2 + U(0, d/2)`` with
   ``d = min(backoff_cap_s, backoff_s · 2^attempt)``, "equal jitter"): the server could not be reached
@@ -42,7 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from turngym.errors import EnvError
 
 T = TypeVar("T")
-Transport = Literal["http", "ws"]
+Transport = Literal["http", "ws", "mux"]
 DEADLINE_HEADER = "X-Turngym-Deadline-S"
 COMPARED = ("observation", "reward", "terminated", "truncated")
 """The reply fields a replay must reproduce exactly."""
@@ -236,9 +237,11 @@ class RemoteSession:
         http_transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if transport not in ("http", "ws"):
-            raise ValueError(f"transport must be 'http' or 'ws', got {transport!r}")
-        make = HttpChannel if transport == "http" else WsChannel
+        if transport not in ("http", "ws", "mux"):
+            raise ValueError(f"transport must be 'http', 'ws' or 'mux', got {transport!r}")
+        from turngym.envs.remote_mux import MuxChannel  # it builds on this module
+
+        make = {"http": HttpChannel, "ws": WsChannel, "mux": MuxChannel}[transport]
         self.url, self.retry, self.recover = url, retry, recover
         self._channel: Channel = make(url, timeout_s, token, http_transport)
         self._sleep, self._rng = sleep, random.Random()

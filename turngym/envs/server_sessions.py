@@ -11,7 +11,9 @@ which answers ``(status, body)`` pairs with the HTTP status codes of the API:
   env itself raised.
 
 Everything here runs on the server's event loop; env code (construction, reset, step, close) runs
-in worker threads, so a slow env never blocks the others. One ``asyncio.Lock`` per session keeps a
+in worker threads, so a slow env never blocks the others, except the ``reset``/``step`` of an env
+class declaring :attr:`~turngym.envs.core.TextEnv.nonblocking`, which run on the loop (a thread
+hop costs more than such a step). One ``asyncio.Lock`` per session keeps a
 session's calls in order. A background reaper closes sessions idle for longer than ``ttl_s``.
 """
 
@@ -114,13 +116,35 @@ def parse(model: type[pydantic.BaseModel], payload: Any) -> pydantic.BaseModel |
         return error(422, f"invalid request body: {problems}", errors=errors)
 
 
+def parse_step(payload: Any) -> StepRequest | Reply:
+    """``parse(StepRequest, payload)`` with the common case (a dict holding only a string action)
+    checked by hand: pydantic's validation is most of a step's server CPU for a trivial env."""
+    if type(payload) is dict and len(payload) == 1 and type(payload.get("action")) is str:
+        return StepRequest.model_construct(action=payload["action"])
+    return parse(StepRequest, payload)  # type: ignore[return-value]
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def jsonable(value: Any) -> Any:
+    """:func:`~turngym.trajectory.to_jsonable` with plain scalars and ``str``-keyed dicts (most of an
+    ``info``) passed through by exact type, before the general conversion."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    return to_jsonable(value)
+
+
 def _reset(env: TextEnv, request: ResetRequest) -> dict[str, Any]:
     options = None if request.task_id is None else {"task_id": request.task_id}
     try:
         obs, info = env.reset(seed=request.seed, options=options)
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise BadReset(f"cannot reset to task {request.task_id!r}: {exc}") from exc
-    return {"observation": obs, "info": to_jsonable(info)}
+    return {"observation": obs, "info": jsonable(info)}
 
 
 def _step(env: TextEnv, request: StepRequest) -> dict[str, Any]:
@@ -130,7 +154,7 @@ def _step(env: TextEnv, request: StepRequest) -> dict[str, Any]:
         "reward": reward,
         "terminated": terminated,
         "truncated": truncated,
-        "info": to_jsonable(info),
+        "info": jsonable(info),
     }
 
 
@@ -138,6 +162,25 @@ OPS: dict[str, tuple[type[pydantic.BaseModel], Callable[[TextEnv, Any], dict[str
     "reset": (ResetRequest, _reset),
     "step": (StepRequest, _step),
 }
+
+
+def _now(fn: Callable[[TextEnv, Any], dict[str, Any]], env: TextEnv, request: Any) -> _Finished:
+    """``fn(env, request)`` run now, its result or exception held like a finished future's."""
+    try:
+        return _Finished(fn(env, request), None)
+    except Exception as exc:
+        return _Finished(None, exc)
+
+
+@dataclass(frozen=True)
+class _Finished:
+    value: Any
+    exception: Exception | None
+
+    def result(self) -> Any:
+        if self.exception is not None:
+            raise self.exception
+        return self.value
 
 
 class EnvService:
@@ -229,7 +272,7 @@ class EnvService:
         if not isinstance(found, Session):
             return found
         model, fn = OPS[op]
-        parsed = parse(model, payload)
+        parsed = parse_step(payload) if op == "step" else parse(model, payload)
         if isinstance(parsed, tuple):
             return parsed
         if self.inflight >= self.limits.max_inflight:
@@ -255,14 +298,21 @@ class EnvService:
                 session.lock.release()
                 self.inflight -= 1
                 return error(409, "an earlier call overran its deadline; reset the session before stepping")
-            work = loop.run_in_executor(self._workers, fn, session.env, parsed)
-            done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
-            if not done:
-                session.overran = True
-                work.add_done_callback(lambda _: self._finish_late(session))
-                return error(504, f"the env did not answer within the {timeout:g} s deadline")
-            session.lock.release()
-            self.inflight -= 1
+            if type(session.env).nonblocking:
+                try:
+                    work: Any = _now(fn, session.env, parsed)
+                finally:
+                    session.lock.release()
+                    self.inflight -= 1
+            else:
+                work = loop.run_in_executor(self._workers, fn, session.env, parsed)
+                done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
+                if not done:
+                    session.overran = True
+                    work.add_done_callback(lambda _: self._finish_late(session))
+                    return error(504, f"the env did not answer within the {timeout:g} s deadline")
+                session.lock.release()
+                self.inflight -= 1
             try:
                 result = work.result()
             except ResetNeeded as exc:

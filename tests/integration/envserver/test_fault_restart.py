@@ -55,7 +55,7 @@ def local_trajectory(episode: int) -> list[tuple]:
 
 
 async def remote_trajectory(url: str, episode: int, started: list[int]) -> tuple[list[tuple], int]:
-    transport = "ws" if episode % 2 else "http"
+    transport = ("http", "ws", "mux")[episode % 3]
     env = await AsyncRemoteEnv.open(url, transport=transport, retries=40, timeout_s=30)  # type: ignore[arg-type]
     trajectory: list[tuple] = [(await env.reset(seed=episode, options={"task_id": episode}))[0]]
     for action in actions_of(episode):
