@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from turngym.agents import chat_loop
@@ -51,7 +52,7 @@ from turngym.agents.loop import (
 )
 from turngym.agents.policy import ChatPolicy, Completion, LoopConfig, Policy, SamplingParams, derive_seed
 from turngym.errors import ConfigError
-from turngym.trajectory import StopReason, Trajectory
+from turngym.trajectory import StopReason, Trajectory, Turn
 
 T = TypeVar("T")
 
@@ -165,18 +166,34 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _slots(
     count: int,
     max_concurrent: int,
-    episode: Callable[[int], Awaitable[Trajectory]],
-    on_episode: Callable[[Trajectory], None] | None,
-) -> list[Trajectory]:
-    """``episode(k)`` for ``k < count`` on ``max_concurrent`` slots; results in ``k`` order."""
-    results: list[Trajectory | None] = [None] * count
+    episode: Callable[[int], Awaitable[Any]],
+    on_episode: Callable[[Any], None] | None,
+    stop: Callable[[], bool] | None = None,
+) -> list[Any]:
+    """``episode(k)`` for ``k < count`` on ``max_concurrent`` slots; results in ``k`` order.
+    ``stop``: once it returns True no slot starts another job."""
+    results = _positional_slots(count, max_concurrent, episode, on_episode, stop)
+    return [r for r in await results if r is not None]
+
+
+async def _positional_slots(
+    count: int,
+    max_concurrent: int,
+    episode: Callable[[int], Awaitable[Any]],
+    on_episode: Callable[[Any], None] | None,
+    stop: Callable[[], bool] | None = None,
+) -> list[Any]:
+    """:func:`_slots` with ``None`` at the jobs that never started."""
+    results: list[Any] = [None] * count
     order = iter(range(count))  # shared: each slot takes the next job when its episode ends
 
     async def slot() -> None:
         for k in order:
+            if stop is not None and stop():
+                return
             results[k] = await episode(k)
             if on_episode is not None:
-                on_episode(results[k])  # type: ignore[arg-type]
+                on_episode(results[k])
 
     tasks = [asyncio.ensure_future(slot()) for _ in range(min(max_concurrent, count))]
     try:
@@ -185,7 +202,115 @@ async def _slots(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return [r for r in results if r is not None]
+    return results
+
+
+POLICY_VERSION = "policy_version"
+"""Key of a turn's ``info`` that :func:`run_partial_episodes_async` stamps with the policy's
+``version`` when the turn's completion was requested."""
+
+
+@dataclass
+class Paused:
+    """An episode that :func:`run_partial_episodes_async` stopped at a turn boundary: its env is
+    still open and its turns are kept; pass it back as a start to play on, or :meth:`close` it."""
+
+    episode: _Episode
+    elapsed: float
+    """Seconds the episode had run (its timeout budget continues from here)."""
+
+    @property
+    def job(self) -> Job:
+        return self.episode.job
+
+    @property
+    def turns(self) -> tuple[Turn, ...]:
+        return tuple(self.episode.turns)
+
+    def close(self) -> None:
+        self.episode.env.close()
+
+
+@dataclass(frozen=True)
+class _Partial:
+    resume: dict[int, Paused]
+    stop: Callable[[], bool]
+
+
+async def run_partial_episodes_async(
+    env_factory: EnvFactory,
+    policy: Policy,
+    tokenizer: Any,
+    starts: Sequence[Job | Paused],
+    config: LoopConfig,
+    stop: Callable[[], bool],
+    settings: AsyncSettings | None = None,
+    on_episode: Callable[[Trajectory], None] | None = None,
+) -> list[Trajectory | Paused]:
+    """Episodes that stop early: each start is a job or a :class:`Paused` episode to play on.
+
+    Once ``stop()`` is True no slot starts another start, and every episode in flight stops at its
+    next turn boundary (the completion it awaits is still played). The result, in start order:
+    the :class:`Trajectory` of each finished episode, a :class:`Paused` for each stopped one (env
+    open) and the start itself (job or :class:`Paused`) for each that did not run. Each turn's
+    ``info`` gets :data:`POLICY_VERSION`. Cancelled or failing, the run closes every env, those of
+    the :class:`Paused` starts included.
+    """
+    s = settings or AsyncSettings()
+    resume = {k: start for k, start in enumerate(starts) if isinstance(start, Paused)}
+    partial = _Partial(resume, stop)
+    jobs = [start.job if isinstance(start, Paused) else start for start in starts]
+    batcher = PolicyBatcher(policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s)
+    pool = concurrent.futures.ThreadPoolExecutor(s.env_threads or s.max_concurrent, "turngym-env")
+
+    started: set[int] = set()
+    paused: list[Paused] = []
+
+    async def episode(k: int) -> Trajectory | Paused:
+        started.add(k)
+        batcher.enter()
+        try:
+            return await _token_episode(
+                pool, env_factory, policy, tokenizer, jobs[k], k, config, batcher_complete, partial
+            )
+        finally:
+            batcher.leave()
+
+    async def batcher_complete(k: int, prompt: list[int], seed: int | None, env: Any) -> Completion:
+        return await batcher.complete(k, prompt, seed, env)
+
+    def finished(result: Trajectory | Paused) -> None:
+        if isinstance(result, Paused):
+            paused.append(result)
+        elif on_episode is not None:
+            on_episode(result)
+
+    try:
+        results = await _positional_slots(len(starts), s.max_concurrent, episode, finished, stop)
+    except BaseException:  # episodes in flight closed their envs; close the paused and unstarted
+        for held in paused + [p for k, p in resume.items() if k not in started]:
+            held.close()
+        raise
+    finally:
+        await batcher.aclose()
+        pool.shutdown(wait=True)
+    return [start if result is None else result for start, result in zip(starts, results, strict=True)]
+
+
+def run_partial_episodes(
+    env_factory: EnvFactory,
+    policy: Policy,
+    tokenizer: Any,
+    starts: Sequence[Job | Paused],
+    config: LoopConfig,
+    stop: Callable[[], bool],
+    settings: AsyncSettings | None = None,
+    on_episode: Callable[[Trajectory], None] | None = None,
+) -> list[Trajectory | Paused]:
+    """:func:`run_partial_episodes_async` from synchronous code."""
+    return _run_sync(
+        run_partial_episodes_async(env_factory, policy, tokenizer, starts, config, stop, settings, on_episode)
+    )
 
 
 class _EnvCalls:
@@ -234,10 +359,16 @@ async def _token_episode(
     k: int,
     config: LoopConfig,
     complete: Callable[[int, list[int], int | None, Any], Awaitable[Completion]],
-) -> Trajectory:
+    partial: _Partial | None = None,
+) -> Trajectory | Paused:
     calls = _EnvCalls(pool)
+    resume = partial.resume.get(k) if partial is not None else None
     try:
-        ep: _Episode = await calls.call(_start, env_factory, tokenizer, job, k, config)
+        if resume is None:
+            ep: _Episode = await calls.call(_start, env_factory, tokenizer, job, k, config)
+        else:
+            ep = resume.episode
+            ep.started = time.monotonic() - resume.elapsed  # the pause does not count as episode time
     except BaseException:
         calls.close()
         raise
@@ -245,6 +376,9 @@ async def _token_episode(
     seed = config.sampling.seed
     try:
         while ep.stop is None:
+            if partial is not None and partial.stop():  # a turn boundary: the env stays open
+                return Paused(ep, time.monotonic() - ep.started)
+            version = getattr(policy, "version", None)
             prompt = next_prompt(ep, config)
             if prompt is None:
                 break
@@ -259,6 +393,9 @@ async def _token_episode(
             action = action_text(completion.text)
             outcome = await calls.call(step_env, ep.env, action)
             record_step(ep, prompt, completion, action, outcome, config.window)
+            if partial is not None:  # the weights that sampled this turn
+                turn = ep.turns[-1]
+                ep.turns[-1] = replace(turn, info={**turn.info, POLICY_VERSION: version})
     except BaseException:
         calls.close()
         raise

@@ -54,6 +54,9 @@ class TrainBatch:
     old_logprobs: torch.Tensor
     seq_ids: torch.Tensor = None  # type: ignore[assignment]  # filled in __post_init__
     """[B] long: rows with the same id are turns of one trajectory (default: one row each)."""
+    tis_weights: torch.Tensor | None = None
+    """[B, T] per-token weights of the policy loss (truncated importance sampling of partial
+    rollouts, :mod:`turngym.trainers.losses.tis`); None: all 1."""
 
     def __post_init__(self) -> None:
         if self.seq_ids is None:
@@ -82,6 +85,7 @@ class TrainBatch:
             advantages=self.advantages[index][:, :width],
             old_logprobs=self.old_logprobs[index][:, :width],
             seq_ids=self.seq_ids[index],
+            tis_weights=None if self.tis_weights is None else self.tis_weights[index][:, :width],
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from turngym.errors import ConfigError
+from turngym.trainers.april.config import AprilConfig
 from turngym.trainers.arpo.config import ArpoConfig
 
 
@@ -110,6 +111,8 @@ class RolloutConfig:
     """``independent`` (G rollouts per task) or ``arpo`` (entropy-based branching, see docs/training.md)."""
     arpo: ArpoConfig = field(default_factory=ArpoConfig)
     """ARPO's knobs (read when ``strategy: arpo``)."""
+    april: AprilConfig = field(default_factory=AprilConfig)
+    """Partial rollouts (APRIL): oversample, stop at enough whole groups, carry the rest (off)."""
 
 
 @dataclass
@@ -342,6 +345,7 @@ class TrainConfig:
                 raise ConfigError(
                     "rollout.arpo.balanced_clipping changes ppo_clip's clip; set loss.policy_loss=ppo_clip"
                 )
+        r.april.check(engine=r.engine, workers=r.workers, strategy=r.strategy, policy_loss=loss.policy_loss)
         if not self.model.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
                 "model.model must be 'hf:tiny', 'hf:PATH', 'hf:random:ARCH', 'vllm:tiny' or 'vllm:PATH' "

@@ -51,6 +51,7 @@ from turngym.agents.random_models import arch_of, is_random_spec
 from turngym.errors import ConfigError
 from turngym.reports import write_train_report
 from turngym.trainers import advantages as credit
+from turngym.trainers.april.rollout import PartialRollouts, turn_lags, version_lag_metrics
 from turngym.trainers.arpo.attribution import attribute
 from turngym.trainers.arpo.metrics import arpo_metrics
 from turngym.trainers.batching import build_batch, informative_groups
@@ -69,6 +70,7 @@ from turngym.trainers.distributed import (
 )
 from turngym.trainers.learner import ReferencePass, build_learner, reference_pass
 from turngym.trainers.lora import load_model_state, model_state, save_model
+from turngym.trainers.losses.tis import tis_weights
 from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
 from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rollout import (
@@ -129,16 +131,24 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
 
 
 def gather_groups(
-    policy: Any, config: TrainConfig, iteration: int, world: World = World()
+    policy: Any,
+    config: TrainConfig,
+    iteration: int,
+    world: World = World(),
+    april: PartialRollouts | None = None,
 ) -> tuple[list[list[Trajectory]], list, dict]:
-    """Stage 1 with dynamic sampling: (raw groups, shaped groups, stats)."""
+    """Stage 1 with dynamic sampling: (raw groups, shaped groups, stats); ``april``: the partial
+    rollouts' carried groups (``rollout.april.enabled``)."""
     raw_all: list[list[Trajectory]] = []
     shaped_all: list[list[Trajectory]] = []
     rounds = config.rollout.max_gen_batches if config.rollout.dynamic_sampling else 1
     seen = 0
     stats: dict[str, float] = {}
     for round_ in range(rounds):
-        rollouts = collect_rollouts(policy, policy.tokenizer, config, iteration, round_, world)
+        if april is not None:
+            rollouts = april.collect(policy, policy.tokenizer, config, iteration, round_)
+        else:
+            rollouts = collect_rollouts(policy, policy.tokenizer, config, iteration, round_, world)
         for key, value in rollouts.stats.items():
             stats[key] = stats.get(key, 0.0) + value
         raw = rollouts.groups
@@ -311,10 +321,14 @@ def _train(
             f"groups x {r.group_size} rollouts, held-out evaluation every {c.eval.every}"
         )
     progress.start_iterations(done=start, total=config.iterations)
+    april = PartialRollouts() if config.rollout.april.enabled else None
+    if april is not None and world.distributed:
+        raise ConfigError("rollout.april runs in one process; launch the run without torchrun")
     for iteration in range(start + 1, config.iterations + 1):
         metrics = run_iteration(
-            config, policy, optimizer, scheduler, settings, iteration, reference, learner=model, world=world
-        )
+            config, policy, optimizer, scheduler, settings, iteration, reference, learner=model, world=world,
+            april=april,
+        )  # fmt: skip
         if world.main and (iteration % config.eval.every == 0 or iteration == config.iterations):
             t0 = time.perf_counter()
             result = evaluate(policy, policy.tokenizer, config)
@@ -325,6 +339,8 @@ def _train(
         if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
             checkpoint(iteration)
         progress.iteration(iteration, metrics)
+    if april is not None:  # the episodes still carried
+        april.close()
     progress.close()
     log.close()
     if not world.main:
@@ -395,15 +411,19 @@ def run_iteration(
     *,
     learner: torch.nn.Module | None = None,
     world: World = World(),
+    april: PartialRollouts | None = None,
 ) -> dict[str, float]:
     """Stages 1-5 of one iteration; returns its metrics. ``learner``: the module trained when it is
     not ``policy.model`` itself (the LoRA wrapper; with several processes an FSDP-sharded copy,
-    synced into the policy after)."""
+    synced into the policy after). ``april``: partial rollouts (their groups carried between
+    iterations); π_old is then recomputed and turns of older policy versions get TIS weights."""
     model = policy.model if learner is None else learner
     t0 = time.perf_counter()
-    raw, shaped, stats = gather_groups(policy, config, iteration, world)
+    raw, shaped, stats = gather_groups(policy, config, iteration, world, april)
     t1 = time.perf_counter()
     metrics = {**rollout_metrics(raw, shaped), **stats}
+    if april is not None:
+        metrics.update(version_lag_metrics(raw, policy.version))
     arpo = config.rollout.strategy == "arpo"
     if arpo:
         metrics.update(arpo_metrics(raw))
@@ -424,11 +444,15 @@ def run_iteration(
     if arpo:  # hard attribution: shared prefixes get the mean advantage and count once
         shaped, advantages = attribute(config.rollout.arpo.attribution, shaped, advantages)
     batch = build_batch(shaped, advantages, policy.pad_id)
-    if config.recomputes_logprobs:
+    if config.recomputes_logprobs or april is not None:
         current = batch_logprobs(model, batch, settings)
         mask = batch.loss_mask.bool()
         gap = (current - batch.old_logprobs)[mask].abs()
         metrics["loss/rollout_logprob_gap"] = float(gap.mean()) if mask.any() else 0.0
+        if april is not None:  # turns sampled by older versions: min(π_old/π_behaviour, C)
+            lags = build_batch(shaped, turn_lags(shaped, policy.version), policy.pad_id).advantages
+            weights = tis_weights(current, batch.old_logprobs, lags > 0, config.rollout.april.tis_cap)
+            batch = replace(batch, tis_weights=weights)
         batch = replace(batch, old_logprobs=current)
     ref = None
     if reference is not None:

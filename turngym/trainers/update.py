@@ -194,6 +194,7 @@ def minibatch_loss(
             entropy_coef=settings.entropy_coef,
             agg={"weights": weights[rows][:, :width].to(device), "seq_ids": micro.seq_ids.to(device)},
             preserve_high=preserve,
+            tis_weights=None if micro.tis_weights is None else micro.tis_weights.to(device),
         )
         (loss * (loss_scale * world.size if real else 0.0)).backward()
         for key, value in stats.items():  # sums of losses; token-weighted means of diagnostics

@@ -44,9 +44,11 @@ def total_loss(
     entropy_coef: float = 0.0,
     agg: dict[str, Any] | None = None,
     preserve_high: torch.Tensor | None = None,
+    tis_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The differentiable loss and its diagnostics (``loss/policy``, ``loss/kl``, ...);
-    ``preserve_high``: AEPO's gradient-preserving clipping at those tokens (``ppo_clip`` only)."""
+    ``preserve_high``: AEPO's gradient-preserving clipping at those tokens; ``tis_weights``: the
+    per-token truncated importance weights of partial rollouts (both ``ppo_clip`` only)."""
     if name not in POLICY_LOSSES:
         raise ConfigError(f"unknown policy loss {name!r}; choose one of {sorted(POLICY_LOSSES)}")
     if preserve_high is not None and name != "ppo_clip":
@@ -55,6 +57,10 @@ def total_loss(
     extra: dict[str, Any] = {"dual_clip": dual_clip} if name == "ppo_clip" else {}
     if preserve_high is not None:
         extra["preserve_high"] = preserve_high
+    if tis_weights is not None:
+        if name != "ppo_clip":
+            raise ConfigError(f"truncated importance weights apply to ppo_clip, not {name!r}")
+        extra["token_weights"] = tis_weights
     out = POLICY_LOSSES[name](
         logprobs,
         old_logprobs,
@@ -84,6 +90,8 @@ def total_loss(
         stats["loss/entropy"] = float(masked_mean(entropy, m))
         if entropy_coef:
             loss = loss - entropy_coef * aggregate(entropy, mask, aggregation, **agg)
+    if tis_weights is not None:
+        stats["loss/tis_weight_mean"] = float(masked_mean(tis_weights, m))
     stats["loss/total"] = float(loss.detach())
     return loss, stats
 

@@ -33,10 +33,12 @@ def ppo_clip_loss(
     dual_clip: float | None = 3.0,
     aggregation: str = "token-mean",
     preserve_high: torch.Tensor | None = None,
+    token_weights: torch.Tensor | None = None,
     **agg_kwargs: Any,
 ) -> LossOutput:
     """Aggregated PPO-clip loss over tokens [B, T] and its diagnostics; ``preserve_high`` (bool
-    [B, T]) marks the tokens whose upper clip keeps its gradient."""
+    [B, T]) marks the tokens whose upper clip keeps its gradient; ``token_weights`` [B, T] (no
+    gradient) multiply each token's loss before aggregation (TIS, :mod:`~turngym.trainers.losses.tis`)."""
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
@@ -52,6 +54,8 @@ def ppo_clip_loss(
         capped = (advantages < 0) & (loss > cap)
         loss = torch.where(capped, cap, loss)
         was_clipped = was_clipped | capped
+    if token_weights is not None:
+        loss = loss * token_weights.to(loss.dtype)
     m = mask.to(loss.dtype)
     return LossOutput(
         loss=aggregate(loss, mask, aggregation, **agg_kwargs),
