@@ -3,15 +3,23 @@ version of every turn, the TIS weight (hand-computed) and its use in the loss an
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
+import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import pytest
 import torch
 
-from turngym.agents.async_loop import POLICY_VERSION, Paused, run_episodes
+from turngym.agents.async_loop import (
+    POLICY_VERSION,
+    AsyncSettings,
+    Paused,
+    run_episodes,
+    run_partial_episodes_async,
+)
 from turngym.agents.hf import HFPolicy, load_tokenizer_and_model
 from turngym.agents.policy import LoopConfig, SamplingParams
 from turngym.agents.scripted import ScriptedPolicy
@@ -168,6 +176,53 @@ def test_without_carry_unfinished_groups_are_closed_and_dropped(tracked: list[_T
     assert len(out.groups) == 1 and april.carried == []
     assert out.stats["april/carried_groups"] == 0 and out.stats["rollout/dropped_groups"] == 1
     assert all(env.closed for env in tracked) and len(tracked) == 4
+
+
+class _Slow(_Tracked):
+    def _step(self, action: str) -> Any:
+        time.sleep(0.05)
+        return super()._step(action)
+
+
+def test_cancelling_a_partial_run_closes_every_env_also_of_the_paused_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _Tracked.opened = []
+    monkeypatch.setattr(
+        april_rollout,
+        "env_factory",
+        lambda config, split: lambda: _Slow(**{**config.env.kwargs, "split": split}),
+    )
+    policy, config, april = _scripted(), _config(), PartialRollouts()
+    april.collect(policy, policy.tokenizer, config, iteration=1)
+    starts = [m for group in april.carried for m in group.members]
+    assert starts and all(isinstance(m, Paused) and not m.episode.env.closed for m in starts)
+    jobs = [(task, 3) for task in range(4)]
+    loop = LoopConfig(
+        sampling=SamplingParams(max_new_tokens=24), env_id=config.env.env_id, max_context_tokens=8192
+    )
+    factory = lambda: _Slow(size=2, max_turns=6)  # noqa: E731
+
+    async def main() -> None:
+        run = asyncio.ensure_future(
+            run_partial_episodes_async(
+                factory,
+                policy,
+                policy.tokenizer,
+                [*jobs, *starts],
+                loop,
+                lambda: False,
+                AsyncSettings(max_concurrent=2),
+            )  # the paused starts wait behind the jobs: never resumed before the cancel
+        )
+        await asyncio.sleep(0.08)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(main())
+    time.sleep(0.2)  # an env whose step was running closes when the step returns
+    assert all(env.closed for env in _Tracked.opened)
 
 
 @pytest.mark.parametrize(
