@@ -8,7 +8,8 @@ episode, and every episode in flight stops at its next turn boundary
 groups (the oldest first). Every other group is carried to the next iteration as it is: its
 finished episodes, its stopped episodes (env open, every turn's tokens and log-probs kept) and its
 episodes that never started; there the stopped ones go on from where they stopped, with the new
-weights. Each turn's ``info['policy_version']`` is the policy version that sampled it, so a
+weights. Each turn's ``info['policy_version']`` is the policy version that sampled it (and each
+trained trajectory's ``metadata['april_launched']`` the iteration that launched it), so a
 carried trajectory mixes versions; the loss corrects the older turns with truncated importance
 sampling (:mod:`turngym.trainers.losses.tis`), for which π_old is recomputed by the learner.
 

@@ -14,6 +14,7 @@ import numpy as np
 from turngym.agents.async_loop import POLICY_VERSION, AsyncSettings, Paused, run_partial_episodes
 from turngym.agents.loop import Job
 from turngym.agents.policy import Policy, derive_seed
+from turngym.trainers.config import TrainConfig
 from turngym.trainers.rollout import Rollouts, env_factory, loop_config
 from turngym.trajectory import Trajectory
 
@@ -49,7 +50,7 @@ class PartialRollouts:
     carried: list[_Group] = field(default_factory=list)
 
     def collect(
-        self, policy: Policy, tokenizer: Any, config: Any, iteration: int, round_: int = 0
+        self, policy: Policy, tokenizer: Any, config: TrainConfig, iteration: int, round_: int = 0
     ) -> Rollouts:
         """Exactly ``groups_per_iteration`` whole groups (fewer only when the launched groups run
         out), in launch order, with the ``rollout/`` and ``april/`` statistics."""
@@ -98,9 +99,10 @@ class PartialRollouts:
         for (g, m), start, member in zip(where, starts, out, strict=True):
             groups[g].members[m] = member
             cancelled += isinstance(member, Paused) and member is not start
-        return self._sort(groups, need, a.carry, cancelled)
+        return self._settle(groups, need, a.carry, cancelled)
 
-    def _sort(self, groups: list[_Group], need: int, carry: bool, cancelled: int) -> Rollouts:
+    def _settle(self, groups: list[_Group], need: int, carry: bool, cancelled: int) -> Rollouts:
+        """The first ``need`` whole groups to train on; failed groups dropped, the rest carried."""
         done: list[list[Trajectory]] = []
         failures: Counter[str] = Counter()
         dropped = 0
