@@ -21,6 +21,10 @@ Cancelling the run (``KeyboardInterrupt`` under :func:`run_episodes`, ``task.can
 :func:`run_episodes_async`) closes every env it created: an env whose ``reset``/``step`` is still
 running in the pool is closed when that call returns, and the run waits for it.
 
+:func:`run_partial_episodes` (partial rollouts, :mod:`turngym.trainers.april`) stops early: once its
+``stop()`` says so, episodes stop at their next turn boundary as :class:`Paused` (env open, turns
+kept), which a later call plays on; every turn records the policy version that sampled it.
+
 Envs step in threads: a pure-Python env that computes for long holds the GIL; give it a
 ``RemoteEnv`` or a sandbox (separate processes) to run truly in parallel.
 """
@@ -168,12 +172,10 @@ async def _slots(
     max_concurrent: int,
     episode: Callable[[int], Awaitable[Any]],
     on_episode: Callable[[Any], None] | None,
-    stop: Callable[[], bool] | None = None,
 ) -> list[Any]:
-    """``episode(k)`` for ``k < count`` on ``max_concurrent`` slots; results in ``k`` order.
-    ``stop``: once it returns True no slot starts another job."""
-    results = _positional_slots(count, max_concurrent, episode, on_episode, stop)
-    return [r for r in await results if r is not None]
+    """``episode(k)`` for ``k < count`` on ``max_concurrent`` slots; results in ``k`` order."""
+    results = await _positional_slots(count, max_concurrent, episode, on_episode)
+    return [r for r in results if r is not None]
 
 
 async def _positional_slots(
@@ -183,7 +185,8 @@ async def _positional_slots(
     on_episode: Callable[[Any], None] | None,
     stop: Callable[[], bool] | None = None,
 ) -> list[Any]:
-    """:func:`_slots` with ``None`` at the jobs that never started."""
+    """:func:`_slots` with ``None`` at the jobs that never started; once ``stop()`` is True no
+    slot starts another job."""
     results: list[Any] = [None] * count
     order = iter(range(count))  # shared: each slot takes the next job when its episode ends
 
