@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,6 +169,34 @@ def test_oversampled_iterations_train_on_whole_groups_and_resume_carried_episode
     assert lags == {"april/version_lag_mean": pytest.approx(k / n), "april/version_lag_max": 1.0}
     april.close()
     assert tracked and all(env.closed for env in tracked)
+
+
+class _Broken(_Tracked):
+    broken_task = -1
+
+    def _step(self, action: str) -> Any:
+        if self.task_id == self.broken_task:
+            raise RuntimeError("the env broke")
+        return super()._step(action)
+
+
+def test_a_group_with_a_failed_episode_is_dropped_and_the_oversampling_fills_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _Tracked.opened = []
+    config = _config()
+    first_task = np.random.default_rng([config.seed, 1, 0]).choice(config.env.train_tasks, 2, replace=False)[
+        0
+    ]
+    monkeypatch.setattr(_Broken, "broken_task", int(first_task))
+    monkeypatch.setattr(
+        april_rollout, "env_factory", lambda c, split: lambda: _Broken(**{**c.env.kwargs, "split": split})
+    )
+    policy, april = _scripted(), PartialRollouts()
+    out = april.collect(policy, policy.tokenizer, config, iteration=1)
+    assert [t.task_id for t in out.groups[0]] != [first_task] * 2 and len(out.groups) == 1
+    assert out.stats["rollout/dropped_groups"] == 1 and out.stats["rollout/failures/env_error"] == 2
+    assert april.carried == [] and all(env.closed for env in _Tracked.opened)
 
 
 def test_without_carry_unfinished_groups_are_closed_and_dropped(tracked: list[_Tracked]) -> None:

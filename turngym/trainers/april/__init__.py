@@ -14,9 +14,9 @@ carried trajectory mixes versions; the loss corrects the older turns with trunca
 sampling (:mod:`turngym.trainers.losses.tis`), for which π_old is recomputed by the learner.
 
 With ``carry: false`` the unfinished groups are closed and dropped instead (their envs closed).
-A group in which an episode failed (``StopReason.is_failure``) is dropped, not re-rolled: the
-oversampling makes up for it. Carried state lives in this process only: a resumed run starts
-without it (the envs cannot be checkpointed).
+A group in which an episode failed (``StopReason.is_failure``) is dropped at once (its unfinished
+episodes closed), not re-rolled: the oversampling makes up for it. Carried state lives in this
+process only: a resumed run starts without it (the envs cannot be checkpointed).
 
 Metrics: ``april/version_lag_mean`` and ``april/version_lag_max`` (over the trained turns: the
 policy version now minus the turn's), ``april/carried_groups`` (groups carried to the next

@@ -107,8 +107,9 @@ class PartialRollouts:
         failures: Counter[str] = Counter()
         dropped = 0
         for group in groups:
-            if group.finished() and (failed := group.failed()):
+            if failed := group.failed():  # never trained on: its unfinished episodes are closed
                 failures.update(failed)
+                group.close()
                 dropped += 1
             elif group.finished() and len(done) < need:
                 task, seed = group.job
