@@ -238,10 +238,14 @@ class ZygotePool:
         self._zygotes: list[Zygote] = []
 
     def acquire(self, env: dict[str, str]) -> Zygote:
-        """An idle zygote started with ``env`` (locked: call :meth:`Zygote.lock`'s release after)."""
+        """An idle zygote, locked (release ``zygote.lock`` after); a new one is started with ``env``.
+
+        Each child gets its job's whole environment, so a zygote serves any job; only what torch
+        reads when it is imported comes from the environment the zygote was started with
+        (:meth:`close` the pool to start afresh after changing such a variable)."""
         with self._lock:
             for zygote in self._zygotes:
-                if zygote._env == env and zygote.lock.acquire(blocking=False):
+                if zygote.lock.acquire(blocking=False):
                     return zygote
             zygote = Zygote(env)
             zygote.lock.acquire()
