@@ -60,7 +60,7 @@ class ZygoteError(SandboxError):
     """The zygote could not start or died while serving a request."""
 
 
-def _child(request: dict[str, Any], proto_fds: tuple[int, int]) -> None:
+def _child(request: dict[str, Any], proto_fds: tuple[int, int], zygote: int) -> None:
     """In the forked child: isolate, run the job, write the result, exit without teardown."""
     code = 1
     try:
@@ -68,6 +68,8 @@ def _child(request: dict[str, Any], proto_fds: tuple[int, int]) -> None:
         from turngym.envs.kernel.runner import _die_with_parent, run_job
 
         _die_with_parent()
+        if os.getppid() != zygote:  # the zygote died before the death signal was armed
+            return
         for fd in proto_fds:
             os.close(fd)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -93,11 +95,12 @@ def _child(request: dict[str, Any], proto_fds: tuple[int, int]) -> None:
 def serve(proto_in: int, proto_out: int) -> None:
     """Fork one child per request line until end of input; report each child's pid and exit code."""
     reader = os.fdopen(proto_in, "r")
+    zygote = os.getpid()
     for line in reader:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            _child(request, (proto_in, proto_out))
+            _child(request, (proto_in, proto_out), zygote)
         os.write(proto_out, (json.dumps({"pid": pid}) + "\n").encode())
         _, status = os.waitpid(pid, 0)
         os.write(proto_out, (json.dumps({"exit": os.waitstatus_to_exitcode(status)}) + "\n").encode())
@@ -107,7 +110,10 @@ def main() -> None:
     """The zygote process: import what every evaluation needs, say ready, serve."""
     from turngym.envs.kernel.runner import _die_with_parent
 
+    host = os.getppid()
     _die_with_parent()
+    if os.getppid() != host:  # the host died before the death signal was armed
+        return
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     proto_in, proto_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
