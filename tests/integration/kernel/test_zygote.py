@@ -3,6 +3,7 @@ after fork, and results equal to the fresh-process mode."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import time
@@ -122,3 +123,13 @@ def test_results_equal_the_fresh_process_mode(candidate: str) -> None:
 def test_cuda_device_uses_a_fresh_process() -> None:
     result = evaluate(RELU.reference, RELU.solutions["cpp"][-1], EvalConfig(device="cuda", timeout_s=120))
     assert result.extra == {"isolation": "process"} and result.device == "cuda"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton (the kernel extra)")
+def test_triton_interpreter_jobs_get_a_zygote_started_with_it() -> None:
+    """``torch._dynamo`` imports Triton in the zygote, so ``TRITON_INTERPRET`` must be set there."""
+    softmax = find_task(builtin_tasks(), "8_Softmax")
+    cpp = evaluate(RELU.reference, RELU.solutions["cpp"][-1], CPP)
+    triton = evaluate(softmax.reference, softmax.solutions["triton"][-1], EvalConfig(backend="triton"))
+    assert triton.status == "correct" and not triton.hacks, triton.message
+    assert triton.extra["isolation"] == "zygote" and triton.extra["zygote_pid"] != cpp.extra["zygote_pid"]

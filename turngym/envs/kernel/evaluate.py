@@ -238,7 +238,7 @@ def _merge(static: list[HackFinding], runtime: tuple[HackFinding, ...]) -> list[
 
 def start_zygote() -> None:
     """Start this process's first evaluation zygote now, so the first evaluation does not wait for it."""
-    zygote = POOL.acquire(_base_env())
+    zygote = POOL.acquire(_child_env(EvalConfig(), "cpu"))
     try:
         zygote.ensure_started()
     finally:
@@ -254,7 +254,7 @@ def _child_env(config: EvalConfig, device: str) -> dict[str, str]:
 
 
 def _base_env() -> dict[str, str]:
-    """This process's environment with the repository on ``PYTHONPATH`` (the zygote starts with it)."""
+    """This process's environment with the repository on ``PYTHONPATH``."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -272,7 +272,7 @@ def _run_child(job: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
         env = _child_env(config, job["device"])
         extra: dict[str, Any] = {"isolation": "process"}
         if config.isolation == "zygote" and job["device"] == "cpu":
-            zygote = POOL.acquire(_base_env())
+            zygote = POOL.acquire(env)
             try:
                 request = {
                     "job": str(job_path), "result": str(result_path), "log": str(log_path),

@@ -18,8 +18,9 @@ that never touches CUDA would gain little on a GPU (the child pays CUDA's start-
 evaluations on ``cuda`` start a fresh process (:func:`turngym.envs.kernel.evaluate.evaluate`).
 Threads: importing torch starts no intra-op threads and the zygote runs no tensor op, so a fork
 copies no thread pool state; the child sets its own thread count (``torch.set_num_threads``).
-``OMP_NUM_THREADS`` in the child's environment therefore has no effect there (OpenMP read it in the
-zygote); Triton is not imported in the zygote so ``TRITON_INTERPRET`` is read in the child.
+Variables read at import (:data:`IMPORT_TIME_VARIABLES`: ``OMP_NUM_THREADS``, and
+``TRITON_INTERPRET`` because ``torch._dynamo`` imports Triton) are the zygote's, so jobs that
+differ in them get different zygotes (:class:`ZygotePool`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ PRELOADED = (
 )
 """What the zygote imports before its first fork (``torch._dynamo``: the probe's dispatch mode
 imports it, ≈ 7 s on a shared CPU); every child inherits them imported."""
+
+IMPORT_TIME_VARIABLES = ("OMP_NUM_THREADS", "TRITON_INTERPRET")
+"""Read when the zygote imports torch (OpenMP) and Triton (``torch._dynamo`` imports it): jobs that
+differ in these get different zygotes."""
 
 READY_TIMEOUT_S = 300.0
 """How long a starting zygote may take to import torch (a shared CPU can make this slow)."""
@@ -236,6 +241,10 @@ def _kill_session(pid: int) -> None:
             kill(pid, signal.SIGKILL)
 
 
+def _import_time_key(env: dict[str, str]) -> tuple[str | None, ...]:
+    return tuple(env.get(name) for name in IMPORT_TIME_VARIABLES)
+
+
 class ZygotePool:
     """Zygotes of this process: an idle one serves each evaluation, a new one starts when all are busy."""
 
@@ -244,14 +253,15 @@ class ZygotePool:
         self._zygotes: list[Zygote] = []
 
     def acquire(self, env: dict[str, str]) -> Zygote:
-        """An idle zygote, locked (release ``zygote.lock`` after); a new one is started with ``env``.
+        """An idle zygote for a job run with ``env``, locked (release ``zygote.lock`` after).
 
-        Each child gets its job's whole environment, so a zygote serves any job; only what torch
-        reads when it is imported comes from the environment the zygote was started with
-        (:meth:`close` the pool to start afresh after changing such a variable)."""
+        Each child gets its job's whole environment, but what is read at import time comes from
+        the environment its zygote was started with: a zygote serves the jobs that agree with it
+        on :data:`IMPORT_TIME_VARIABLES`; a new one is started with ``env`` otherwise."""
+        key = _import_time_key(env)
         with self._lock:
             for zygote in self._zygotes:
-                if zygote.lock.acquire(blocking=False):
+                if _import_time_key(zygote._env) == key and zygote.lock.acquire(blocking=False):
                     return zygote
             zygote = Zygote(env)
             zygote.lock.acquire()
