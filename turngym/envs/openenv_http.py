@@ -11,6 +11,8 @@ over ``WS /ws``; these endpoints are its stateless path, mirrored here with the 
   before it steps, so the fresh env is reset with the request's ``seed`` and ``task_id`` first: a
   one-step episode, which is what OpenEnv's HTTP path gives any env.
 * ``GET /state`` → a fresh env's state, ``{"episode_id": null, "step_count": 0}``, as OpenEnv's.
+* ``GET /metadata`` → ``{"name": <env id>, "description": <first line of the env class's
+  docstring>, "version": <turngym's>}``.
 
 Each call is a turngym session underneath, so the server's session and in-flight limits, tokens,
 deadlines (``timeout_s``, capped at the server's) and metrics hold. A malformed body is a 4xx with
@@ -26,6 +28,7 @@ import pydantic
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from turngym import __version__
 from turngym.envs.server_sessions import EnvService, Reply, parse
 from turngym.tools.server import documented, read_json_body
 
@@ -67,6 +70,12 @@ class OpenEnvResult(pydantic.BaseModel):
     done: bool = False
 
 
+class OpenEnvMetadata(pydantic.BaseModel):
+    name: str
+    description: str
+    version: str
+
+
 class OpenEnvState(pydantic.BaseModel):
     episode_id: str | None = None
     step_count: int = 0
@@ -85,6 +94,12 @@ def add_openenv_http_routes(
 ) -> None:
     """``POST /reset``, ``POST /step`` and ``GET /state`` in OpenEnv's shapes (module docstring)."""
     limit_s = service.limits.request_timeout_s
+    probe = service.factory()
+    doc = (type(probe).__doc__ or "").strip()
+    probe.close()
+    metadata = OpenEnvMetadata(
+        name=service.env_id, description=doc.splitlines()[0] if doc else service.env_id, version=__version__
+    ).model_dump()
 
     async def one_shot(request: Request, model: type[pydantic.BaseModel]) -> Response:
         payload = await read_json_body(request, service.limits.max_body_bytes)
@@ -118,6 +133,11 @@ def add_openenv_http_routes(
     def state(request: Request) -> Response:
         denied = service.authorize(token_of(request.headers))
         return _respond(denied or (200, OpenEnvState().model_dump()))
+
+    @app.get("/metadata", response_model=OpenEnvMetadata, **documented(401))
+    def describe(request: Request) -> Response:
+        denied = service.authorize(token_of(request.headers))
+        return _respond(denied or (200, metadata))
 
 
 async def _play(

@@ -58,6 +58,12 @@ def test_state_is_a_fresh_envs_state(client: TestClient) -> None:
     assert client.get("/state").json() == {"episode_id": None, "step_count": 0}
 
 
+def test_metadata_names_the_env(client: TestClient) -> None:
+    body = client.get("/metadata").json()
+    assert body["name"] == MAZE and body["version"] == turngym.__version__
+    assert body["description"] == (type(turngym.make(MAZE)).__doc__ or "").strip().splitlines()[0]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "named"),
     [
@@ -94,6 +100,7 @@ def test_tokens_guard_the_openenv_endpoints() -> None:
     with TestClient(app) as client:
         assert client.post("/reset", json={}).status_code == 401
         assert client.get("/state").status_code == 401
+        assert client.get("/metadata").status_code == 401
         assert client.post("/reset", json={}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
