@@ -1,4 +1,5 @@
-"""OpenEnv interoperability, both ways, over OpenEnv's WebSocket protocol (``WS /ws``).
+"""OpenEnv interoperability, both ways, over OpenEnv's WebSocket protocol (``WS /ws``); its
+stateless plain-HTTP endpoints are :mod:`turngym.envs.openenv_http`.
 
 OpenEnv (PyPI ``openenv``) clients open ``WS /ws``, which gives the connection its own env
 instance, and exchange ``{"type": "reset"|"step"|"state"|"close", "data": {...}}`` messages. A
