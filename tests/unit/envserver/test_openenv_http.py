@@ -109,3 +109,10 @@ def test_full_server_answers_429(client: TestClient) -> None:
         assert client.post("/sessions").status_code == 201
     reply = client.post("/reset", json={})
     assert reply.status_code == 429 and reply.headers["retry-after"] == "1"
+
+
+def test_app_serves_again_after_its_lifespan_restarts() -> None:
+    app = create_env_app(MAZE, lambda: turngym.make(MAZE))
+    for _ in range(2):  # the first shutdown used to leave the env worker pool shut down for good
+        with TestClient(app) as client:
+            assert client.post("/reset", json={"seed": 1}).status_code == 200
