@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import turngym
+from tests.server_envs import ScriptedEnv
 from turngym.envs.server import create_env_app
 
 MAZE = "turngym/Maze-v0"
@@ -116,3 +117,12 @@ def test_app_serves_again_after_its_lifespan_restarts() -> None:
     for _ in range(2):  # the first shutdown used to leave the env worker pool shut down for good
         with TestClient(app) as client:
             assert client.post("/reset", json={"seed": 1}).status_code == 200
+
+
+def test_step_timeout_s_is_the_calls_deadline() -> None:
+    with TestClient(create_env_app("test/Scripted-v0", ScriptedEnv)) as client:
+        late = client.post("/step", json={"action": {"action": "sleep 0.5"}, "timeout_s": 0.1})
+        assert late.status_code == 504 and "0.1 s deadline" in late.json()["detail"]
+        quick = client.post("/step", json={"action": {"action": "sleep 0.01"}, "timeout_s": 5})
+        assert quick.status_code == 200
+        assert client.app.state.service.sessions == {}
