@@ -160,6 +160,7 @@ def evaluate(
     trajs = run_batch(env_factory(config, "test"), policy, tokenizer, jobs, cfg)
     failed = sum(t.stop_reason.is_failure for t in trajs)
     wins = sum(t.won for t in trajs)
+    calls = sum(episode_tool_calls(t) for t in trajs)
     low, high = wilson_interval(wins, len(trajs))
     turns = sum(len(t.turns) for t in trajs)
     invalid = sum(bool(turn.info.get("invalid_action")) for t in trajs for turn in t.turns)
@@ -171,7 +172,16 @@ def evaluate(
         "eval/mean_turns": turns / len(trajs) if trajs else 0.0,
         "eval/invalid_rate": invalid / turns if turns else 0.0,
         "eval/failed_episodes": float(failed),
+        "eval/tool_calls": calls / len(trajs) if trajs else 0.0,
     }
+
+
+def episode_tool_calls(trajectory: Trajectory) -> float:
+    """Tool calls of an episode as its env counts them (``info['metrics']['tool_calls']`` of the
+    last turn, as Calculator and KeyDoor report it; 0 for envs without tools)."""
+    if not trajectory.turns:
+        return 0.0
+    return float(trajectory.turns[-1].info.get("metrics", {}).get("tool_calls", 0.0))
 
 
 def rollout_metrics(
@@ -189,6 +199,7 @@ def rollout_metrics(
         "rollout/mean_turns": sum(turns) / n,
         "rollout/invalid_rate": invalid / max(sum(turns), 1),
         "rollout/action_tokens": float(tokens),
+        "rollout/tool_calls": sum(episode_tool_calls(t) for t in flat) / n,
         "reward/mean_return": sum(t.total_reward for t in flat) / n,
         "reward/shaped_mean": sum(t.total_reward for g in shaped for t in g) / n,
     }

@@ -62,7 +62,8 @@ def test_golden_expert_episode() -> None:
         ),
         (
             "go east",
-            "You are in the cellar. Exits: north, south, west. You carry the key. The treasure is 1 room south.",
+            "You are in the cellar. Exits: north, south, west. You carry the key. "
+            "The treasure is 1 room south.",
             0.0,
             (0, "cellar", True, True),
         ),

@@ -1,7 +1,7 @@
 """``turngym/KeyDoor-v0``: fetch a key, then open the locked treasure room, with a paid compass tool.
 
-A long-horizon task family built so that step-level credit has something to act on: episodes
-take 10-30 turns, the only reward comes at the end, the same few states recur inside an episode
+A long-horizon task family built so that step-level credit has something to act on: sampled
+episodes take 10-30 turns, the only reward comes at the end, the same few states recur inside an episode
 and across the episodes of a group, and the agent has a tool that helps but costs.
 
 Task ``k`` of a split is a ``size × size`` grid of named rooms (the maze's names) whose doors form
@@ -15,11 +15,12 @@ Actions (one per turn):
   the move is refused and the agent stays: a valid action that wastes a turn).
 * ``take key`` in the key room.
 * ``<tool_call>{"name": "compass"}</tool_call>`` — the compass tool locates the current goal (the
-  key, or the treasure once the key is carried) and answers where it is, e.g. ``Result: The key
-  is 1 room south and 2 rooms east. You are in the hall. Exits: ...``; from then on every observation says where that goal is,
-  until the key is taken (the treasure is not located yet). Before a call, observations say only
-  the room and its exits, so the tool is needed once per goal: about twice an episode. Every call
-  costs ``tool_cost``, paid out of the final reward, so calls beyond those two are waste.
+  key, or the treasure once the key is carried) and answers where it is, followed by the room
+  (``Result: The key is 1 room south and 2 rooms east. You are in the hall. Exits: ...``); from
+  then on every observation says where that goal is, until the key is taken (the treasure is not
+  located yet). Before a call, observations say only the room and its exits, so the tool is
+  needed once per goal: twice an episode. Every call costs ``tool_cost``, paid out of the final
+  reward, so calls beyond those two are waste.
 
 Reward: ``max(0, 1 - tool_cost · calls)`` on entering the treasure room with the key (terminated,
 ``won``); nothing otherwise; ``max_turns`` (default 30) truncates. Anything else — an unknown
