@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from turngym.errors import ConfigError
+from turngym.trainers.arpo.config import ArpoConfig
 
 
 @dataclass
@@ -66,6 +67,10 @@ class RolloutConfig:
     ``policy_error``, ``timeout``); a group still failing after them is dropped and counted."""
     episode_timeout_s: float | None = None
     """Wall-clock budget of one episode (None: none); an episode past it is a ``timeout`` failure."""
+    strategy: str = "independent"
+    """``independent`` (G rollouts per task) or ``arpo`` (entropy-based branching, see docs/training.md)."""
+    arpo: ArpoConfig = field(default_factory=ArpoConfig)
+    """ARPO's knobs (read when ``strategy: arpo``)."""
 
 
 @dataclass
@@ -251,6 +256,14 @@ class TrainConfig:
             raise ConfigError(
                 f"rollout.episode_timeout_s={r.episode_timeout_s} must be > 0 (or null for no limit)"
             )
+        if r.strategy not in ("independent", "arpo"):
+            raise ConfigError(f"rollout.strategy must be 'independent' or 'arpo', got {r.strategy!r}")
+        if r.strategy == "arpo":
+            r.arpo.validate(r.group_size)
+            if r.arpo.balanced_clipping and loss.policy_loss != "ppo_clip":
+                raise ConfigError(
+                    "rollout.arpo.balanced_clipping changes ppo_clip's clip; set loss.policy_loss=ppo_clip"
+                )
         if not self.model.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
                 "model.model must be 'hf:tiny', 'hf:PATH', 'vllm:tiny' or 'vllm:PATH' (a trainable policy), "

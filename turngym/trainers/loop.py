@@ -42,6 +42,8 @@ import yaml
 
 from turngym.errors import ConfigError
 from turngym.trainers import advantages as credit
+from turngym.trainers.arpo.attribution import attribute
+from turngym.trainers.arpo.metrics import arpo_metrics
 from turngym.trainers.batching import build_batch, informative_groups
 from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
 from turngym.trainers.config import TrainConfig
@@ -77,7 +79,8 @@ class TrainResult:
 def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
     """The update stage's settings; ``max_turns`` (the env's turn limit) sets Dr. GRPO's constant
     L = ``rollout.max_new_tokens`` × ``max_turns`` unless ``loss.norm_tokens`` gives it."""
-    loss, optim = config.loss, config.optim
+    loss, optim, arpo = config.loss, config.optim, config.rollout.arpo
+    aepo = config.rollout.strategy == "arpo"
     return UpdateSettings(
         policy_loss=loss.policy_loss,
         clip_low=loss.clip_low,
@@ -93,6 +96,8 @@ def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
         micro_batch_rows=optim.micro_batch_rows,
         grad_clip=optim.grad_clip,
         temperature=config.rollout.temperature,
+        entropy_advantage=arpo.entropy_advantage if aepo else 0.0,
+        balanced_clipping=arpo.balanced_clipping_tokens if aepo and arpo.balanced_clipping else None,
     )
 
 
@@ -295,6 +300,9 @@ def run_iteration(
     raw, shaped, stats = gather_groups(policy, config, iteration)
     t1 = time.perf_counter()
     metrics = {**rollout_metrics(raw, shaped), **stats}
+    arpo = config.rollout.strategy == "arpo"
+    if arpo:
+        metrics.update(arpo_metrics(raw))
     if not shaped:
         return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     advantages, credit_stats = compute_group_advantages(config, trainable(shaped))
@@ -302,6 +310,8 @@ def run_iteration(
     if not any(turn.action_ids for group in shaped for t in group for turn in t.turns):
         # e.g. every first prompt overflowed the context: nothing was sampled, nothing to train
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
+    if arpo:  # hard attribution: shared prefixes get the mean advantage and count once
+        shaped, advantages = attribute(config.rollout.arpo.attribution, shaped, advantages)
     batch = build_batch(shaped, advantages, policy.pad_id)
     if config.recomputes_logprobs:
         with torch.no_grad():

@@ -30,6 +30,8 @@ from turngym.agents.policy import LoopConfig, Policy, SamplingParams, derive_see
 from turngym.envs import make
 from turngym.envs.core import TextEnv
 from turngym.errors import TrainerError
+from turngym.trainers.arpo.metrics import tool_call_metrics
+from turngym.trainers.arpo.rollout import run_branching
 from turngym.trainers.config import EvalConfig, RolloutConfig, TrainConfig
 from turngym.trajectory import Trajectory
 
@@ -41,10 +43,21 @@ def env_factory(config: TrainConfig, split: str) -> Callable[[], TextEnv]:
 
 
 def loop_config(
-    rollout: RolloutConfig, env_id: str, *, temperature: float, seed: int, entropies: bool, batch: int
+    rollout: RolloutConfig,
+    env_id: str,
+    *,
+    temperature: float,
+    seed: int,
+    entropies: bool,
+    batch: int,
+    top_logprobs: int = 0,
 ) -> LoopConfig:
     sampling = SamplingParams(
-        temperature=temperature, max_new_tokens=rollout.max_new_tokens, seed=seed, entropies=entropies
+        temperature=temperature,
+        max_new_tokens=rollout.max_new_tokens,
+        seed=seed,
+        entropies=entropies,
+        top_logprobs=top_logprobs,
     )
     return LoopConfig(
         context=rollout.context,
@@ -80,19 +93,9 @@ def collect_rollouts(
         if not pending:
             break
         seed_parts = (config.seed, iteration, round_, 7) + ((attempt,) if attempt else ())
-        flat_jobs = [jobs[g] for g in pending for _ in range(r.group_size)]
-        cfg = loop_config(
-            r,
-            config.env.env_id,
-            temperature=r.temperature,
-            seed=derive_seed(*seed_parts),
-            entropies=config.credit.estimator == "empg",
-            batch=len(flat_jobs),
-        )
-        trajs = run_batch(env_factory(config, "train"), policy, tokenizer, flat_jobs, cfg)
+        groups = _roll(policy, tokenizer, config, [jobs[g] for g in pending], seed_parts)
         still = []
-        for k, g in enumerate(pending):
-            group = trajs[k * r.group_size : (k + 1) * r.group_size]
+        for g, group in zip(pending, groups, strict=True):
             failed = [t.stop_reason.value for t in group if t.stop_reason.is_failure]
             failures.update(failed)
             if failed:
@@ -109,6 +112,34 @@ def collect_rollouts(
         **{f"rollout/failures/{reason}": float(n) for reason, n in sorted(failures.items())},
     }
     return Rollouts([done[g] for g in sorted(done)], stats)
+
+
+def _roll(
+    policy: Policy,
+    tokenizer: Any,
+    config: TrainConfig,
+    jobs: list[tuple[int, int]],
+    seed_parts: tuple[int, ...],
+) -> list[list[Trajectory]]:
+    """One group per job: G independent rollouts, or ARPO's M branched ones (``rollout.strategy``)."""
+    r = config.rollout
+    arpo = r.strategy == "arpo"
+    size = r.arpo.budget_of(r.group_size) if arpo else r.group_size
+    cfg = loop_config(
+        r,
+        config.env.env_id,
+        temperature=r.temperature,
+        seed=derive_seed(*seed_parts),
+        entropies=config.credit.estimator == "empg",
+        batch=len(jobs) * size,
+        top_logprobs=r.arpo.top_logprobs if arpo else 0,
+    )
+    factory = env_factory(config, "train")
+    if arpo:
+        rng = np.random.default_rng([*seed_parts, 17])
+        return run_branching(factory, policy, tokenizer, jobs, cfg, r.arpo, budget=size, rng=rng)
+    trajs = run_batch(factory, policy, tokenizer, [job for job in jobs for _ in range(size)], cfg)
+    return [trajs[k * size : (k + 1) * size] for k in range(len(jobs))]
 
 
 def trainable(groups: Sequence[Sequence[Trajectory]]) -> list[list[Trajectory]]:
@@ -202,4 +233,5 @@ def rollout_metrics(
         "rollout/tool_calls": sum(episode_tool_calls(t) for t in flat) / n,
         "reward/mean_return": sum(t.total_reward for t in flat) / n,
         "reward/shaped_mean": sum(t.total_reward for g in shaped for t in g) / n,
+        **tool_call_metrics(raw),
     }

@@ -22,6 +22,7 @@ import torch
 
 from turngym.trainers.batching import TrainBatch, sequence_chunks
 from turngym.trainers.losses import token_weights, total_loss
+from turngym.trainers.losses.aepo import entropy_scaled_advantages, preserved_tokens
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class UpdateSettings:
     micro_batch_rows: int = 8
     grad_clip: float = 1.0
     temperature: float = 1.0
+    entropy_advantage: float = 0.0
+    """AEPO's entropy-aware advantage coefficient c (0: off; :mod:`~turngym.trainers.losses.aepo`)."""
+    balanced_clipping: str | None = None
+    """AEPO's gradient-preserving clipping at ``all`` or ``high_entropy`` tokens (None: off)."""
 
 
 def minibatch_loss(
@@ -94,16 +99,26 @@ def minibatch_loss(
             continue
         width = micro.input_ids.shape[1]
         weight = float(micro.loss_mask.sum()) / num_tokens
-        need_entropy = settings.entropy_coef > 0
+        need_entropy = (
+            settings.entropy_coef > 0
+            or settings.entropy_advantage > 0
+            or settings.balanced_clipping == "high_entropy"
+        )
         out = token_logprobs(model, micro, temperature=settings.temperature, with_entropy=need_entropy)
         device = out.logprobs.device
         ref = None if ref_logprobs is None else ref_logprobs[rows][:, :width].to(device)
+        mask, advantages = micro.loss_mask.to(device), micro.advantages.to(device)
+        if settings.entropy_advantage and out.entropy is not None:
+            advantages = entropy_scaled_advantages(advantages, out.entropy, mask, settings.entropy_advantage)
+        preserve = None
+        if settings.balanced_clipping is not None:
+            preserve = preserved_tokens(out.entropy, mask, settings.balanced_clipping)
         loss, stats = total_loss(
             settings.policy_loss,
             out.logprobs,
             micro.old_logprobs.to(device),
-            micro.advantages.to(device),
-            micro.loss_mask.to(device),
+            advantages,
+            mask,
             clip_low=settings.clip_low,
             clip_high=settings.clip_high,
             dual_clip=settings.dual_clip,
@@ -114,6 +129,7 @@ def minibatch_loss(
             entropy=out.entropy,
             entropy_coef=settings.entropy_coef,
             agg={"weights": weights[rows][:, :width].to(device), "seq_ids": micro.seq_ids.to(device)},
+            preserve_high=preserve,
         )
         loss.backward()
         for key, value in stats.items():  # sums of losses; token-weighted means of diagnostics

@@ -43,12 +43,18 @@ def total_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     agg: dict[str, Any] | None = None,
+    preserve_high: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The differentiable loss and its diagnostics (``loss/policy``, ``loss/kl``, ...)."""
+    """The differentiable loss and its diagnostics (``loss/policy``, ``loss/kl``, ...);
+    ``preserve_high``: AEPO's gradient-preserving clipping at those tokens (``ppo_clip`` only)."""
     if name not in POLICY_LOSSES:
         raise ConfigError(f"unknown policy loss {name!r}; choose one of {sorted(POLICY_LOSSES)}")
+    if preserve_high is not None and name != "ppo_clip":
+        raise ConfigError(f"gradient-preserving clipping applies to ppo_clip, not {name!r}")
     agg = dict(agg or {})
     extra: dict[str, Any] = {"dual_clip": dual_clip} if name == "ppo_clip" else {}
+    if preserve_high is not None:
+        extra["preserve_high"] = preserve_high
     out = POLICY_LOSSES[name](
         logprobs,
         old_logprobs,

@@ -5,6 +5,11 @@ DAPO's clip-higher; Ye et al. 2020's dual-clip), per token.
 c > 1, for A < 0 the loss is capped: ℓ = min(ℓ, −c·A) (a very large ratio on a bad action cannot
 blow up the update). Example: A = 1, ρ = 1.5, ε_high = 0.28 → ℓ = −1.28 (clipped); A = −1,
 ρ = 5, c = 3 → unclipped −min(−5, −1.2) = 5, capped to 3.
+
+``preserve_high`` (AEPO's gradient-preserving clipping, :mod:`~turngym.trainers.losses.aepo`): at
+these tokens a ratio above 1 + ε_high is clipped to (1 + ε_high)·ρ/sg(ρ): the same loss value, but
+the gradient (1 + ε_high)·∇log π·A instead of none. Example: A = 1, ρ = 1.5, ε_high = 0.28 → ℓ =
+−1.28 either way; d ℓ / d log π = −1.28 instead of 0.
 """
 
 from __future__ import annotations
@@ -27,13 +32,19 @@ def ppo_clip_loss(
     clip_high: float = 0.28,
     dual_clip: float | None = 3.0,
     aggregation: str = "token-mean",
+    preserve_high: torch.Tensor | None = None,
     **agg_kwargs: Any,
 ) -> LossOutput:
-    """Aggregated PPO-clip loss over tokens [B, T] and its diagnostics."""
+    """Aggregated PPO-clip loss over tokens [B, T] and its diagnostics; ``preserve_high`` (bool
+    [B, T]) marks the tokens whose upper clip keeps its gradient."""
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    bounded = ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    if preserve_high is not None:
+        kept = (1.0 + clip_high) * ratio / ratio.detach()
+        bounded = torch.where(preserve_high & (ratio > 1.0 + clip_high), kept, bounded)
+    clipped = -advantages * bounded
     loss = torch.maximum(unclipped, clipped)
     was_clipped = clipped > unclipped
     if dual_clip is not None:
