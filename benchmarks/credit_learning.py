@@ -73,7 +73,7 @@ DIAGNOSTICS = {
     "step_group_size": "credit/step_group_size_mean",
     "singleton_fraction": "credit/singleton_fraction",
     "zero_adv_fraction": "credit/zero_adv_fraction",
-    "tool_calls": "rollout/tool_calls",
+    "tool_calls": "rollout/env_tool_calls",
     "turns": "rollout/mean_turns",
     "train_success": "rollout/success_rate",
 }
@@ -135,7 +135,7 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
         "method": job["method"],
         "seed": job["seed"],
         "curve": [(e["iteration"], e["eval/success_rate"]) for e in evals],
-        "eval_tool_calls": [(e["iteration"], e.get("eval/tool_calls", 0.0)) for e in evals],
+        "eval_tool_calls": [(e["iteration"], e.get("eval/env_tool_calls", 0.0)) for e in evals],
         "eval_turns": [(e["iteration"], e["eval/mean_turns"]) for e in evals],
         "diagnostics": diagnostics,
         "seconds": seconds,
@@ -278,7 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=4)
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--methods", nargs="+", default=["grpo", "gigpo", "salt", "trloo"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at the same time")
     parser.add_argument("--set", action="append", default=[], help="extra config override (repeatable)")
     parser.add_argument("--out", default="benchmarks/results/credit_learning")

@@ -203,16 +203,14 @@ def evaluate(
         "eval/mean_turns": turns / len(trajs) if trajs else 0.0,
         "eval/invalid_rate": invalid / turns if turns else 0.0,
         "eval/failed_episodes": float(failed),
-        "eval/tool_calls": calls / len(trajs) if trajs else 0.0,
+        "eval/env_tool_calls": calls / len(trajs) if trajs else 0.0,
     }
 
 
 def episode_tool_calls(trajectory: Trajectory) -> float:
-    """Tool calls of an episode as its env counts them (``info['metrics']['tool_calls']`` of the
-    last turn, as Calculator and KeyDoor report it; 0 for envs without tools)."""
-    if not trajectory.turns:
-        return 0.0
-    return float(trajectory.turns[-1].info.get("metrics", {}).get("tool_calls", 0.0))
+    """Tool calls of an episode as its env counts them: ``metrics['tool_calls']`` of the episode's
+    last ``info`` (Calculator and KeyDoor report it; 0 for an env that does not)."""
+    return float(trajectory.metadata.get("metrics", {}).get("tool_calls", 0.0))
 
 
 def rollout_metrics(
@@ -230,7 +228,7 @@ def rollout_metrics(
         "rollout/mean_turns": sum(turns) / n,
         "rollout/invalid_rate": invalid / max(sum(turns), 1),
         "rollout/action_tokens": float(tokens),
-        "rollout/tool_calls": sum(episode_tool_calls(t) for t in flat) / n,
+        "rollout/env_tool_calls": sum(episode_tool_calls(t) for t in flat) / n,
         "reward/mean_return": sum(t.total_reward for t in flat) / n,
         "reward/shaped_mean": sum(t.total_reward for g in shaped for t in g) / n,
         **tool_call_metrics(raw),
