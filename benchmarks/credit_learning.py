@@ -285,7 +285,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.eval_every, args.eval_episodes, args.seeds = 2, 1, 8, [0]
-        args.set = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "rollout.groups_per_iteration=2", *args.set]
+        quick = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "rollout.groups_per_iteration=2"]
+        args.set = [*quick, *args.set]
     return args
 
 
