@@ -122,9 +122,9 @@ def check_methods(methods: list[str], base: list[str]) -> None:
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
     """One RL run (in a worker process): its held-out curve, diagnostics and wall time."""
     cfg = load_config(None, job["overrides"])
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     report = train(cfg, resume=False).report
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
     diagnostics = {}
     for name, key in DIAGNOSTICS.items():
@@ -139,13 +139,15 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
         "eval_turns": [(e["iteration"], e["eval/mean_turns"]) for e in evals],
         "diagnostics": diagnostics,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
     }
 
 
 def sft_one(job: dict[str, Any]) -> float:
-    t0 = time.perf_counter()
+    """One SFT warm start (in a worker process); returns its CPU seconds."""
+    cpu0 = time.process_time()
     run_sft(load_config(None, job["overrides"]), job["out"])
-    return time.perf_counter() - t0
+    return time.process_time() - cpu0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,8 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {"overrides": [*base, f"seed={seed}"], "out": str(Path(tmp) / f"sft-{seed}")}
             for seed in args.seeds
         ]
-        sft_seconds = list(pool.map(sft_one, sft_jobs))
-        print(f"SFT warm starts: {[round(s) for s in sft_seconds]} s", flush=True)
+        sft_cpu_seconds = list(pool.map(sft_one, sft_jobs))
+        print(f"SFT warm starts: {[round(s) for s in sft_cpu_seconds]} CPU s", flush=True)
         jobs = [
             {
                 "method": method,
@@ -193,7 +195,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "env_id": load_config(None, base).env.env_id,
         "overrides": base,
         "args": {k: v for k, v in vars(args).items() if k != "out"},
-        "sft_seconds": sft_seconds,
+        "sft_cpu_seconds": sft_cpu_seconds,
+        "cpu_seconds_total": sum(sft_cpu_seconds) + sum(r["cpu_seconds"] for r in runs),
         "runs": runs,
         "summary": summarize(runs, args.methods),
     }
@@ -222,6 +225,7 @@ def summarize(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
                 name: statistics.fmean(r["diagnostics"][name] for r in mine) for name in DIAGNOSTICS
             },
             "seconds_per_run": statistics.fmean(r["seconds"] for r in mine),
+            "cpu_seconds_per_run": statistics.fmean(r["cpu_seconds"] for r in mine),
         }
     return out
 
@@ -229,7 +233,7 @@ def summarize(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
 def table(summary: dict[str, Any]) -> str:
     lines = [
         "| method | warm start | final (95% CI) | change (95% CI) | tool calls/episode (train; held-out "
-        "start → end) | turns/episode | step-group size | singletons | s/run |",
+        "start → end) | turns/episode | step-group size | singletons | CPU s/run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, s in summary.items():
@@ -239,7 +243,7 @@ def table(summary: dict[str, Any]) -> str:
             f"| {s['success_mean'][-1]:.3f} ± {s['success_ci95'][-1]:.3f} "
             f"| {s['change_mean']:+.3f} ± {s['change_ci95']:.3f} | {d['tool_calls']:.2f}; "
             f"{s['warm_eval_tool_calls']:.2f} → {s['final_eval_tool_calls']:.2f} | {d['turns']:.1f} "
-            f"| {d['step_group_size']:.2f} | {d['singleton_fraction']:.2f} | {s['seconds_per_run']:.0f} |"
+            f"| {d['step_group_size']:.2f} | {d['singleton_fraction']:.2f} | {s['cpu_seconds_per_run']:.0f} |"
         )
     return "\n".join(lines)
 

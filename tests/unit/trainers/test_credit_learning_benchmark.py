@@ -37,6 +37,7 @@ def run_record(method: str, seed: int, curve: list[float]) -> dict:
         "eval_turns": [(it, 10.0) for it in its],
         "diagnostics": {name: float(seed) for name in bench.DIAGNOSTICS},
         "seconds": 100.0 + seed,
+        "cpu_seconds": 50.0 + seed,
     }
 
 
@@ -97,7 +98,8 @@ def test_quick_run_writes_json_table_and_plot(tmp_path: Path) -> None:
         d = s["diagnostics"]
         assert d["step_group_size"] >= 1.0 and 0.0 <= d["singleton_fraction"] <= 1.0
         assert d["tool_calls"] >= 0.0 and 1.0 <= d["turns"] <= 20.0
-        assert s["seconds_per_run"] > 0
+        assert s["seconds_per_run"] > 0 and s["cpu_seconds_per_run"] > 0
     # KeyDoor's states recur inside a group: GiGPO's step groups are not all singletons
     assert data["summary"]["gigpo"]["diagnostics"]["singleton_fraction"] < 0.9
+    assert data["cpu_seconds_total"] > 0
     assert data["table"] in result.stdout
