@@ -13,7 +13,7 @@ Two task families (``--env``):
   reward; ``window:1`` context (verl-agent's memory mode), so long episodes stay cheap.
 * ``maze``: the default training job (Maze 2 × 2, 1-4 turns), the earlier comparison.
 
-Output (``--out``, default ``benchmarks/results/credit_learning``): ``.json`` with every curve,
+Output (``--out``, default ``benchmarks/results/credit_learning_<env>``): ``.json`` with every curve,
 the mean and 95% confidence interval (Student t over seeds) at each evaluated iteration, and the
 credit diagnostics per method (step-group size, singleton fraction, zero-advantage share, tool
 calls and turns per episode, from the training rollouts); ``.png`` with mean held-out success
@@ -58,11 +58,11 @@ ENVS: dict[str, list[str]] = {
         "rollout.context=window:1",
         "rollout.max_new_tokens=14",
         "rollout.group_size=8",
-        "rollout.groups_per_iteration=4",
+        "rollout.groups_per_iteration=2",
         "optim.mini_batch_rows=64",
         "optim.micro_batch_rows=32",
         "sft.demos=64",
-        "sft.steps=80",
+        "sft.steps=60",
         "eval.batch_size=64",
     ],
     "maze": [],
@@ -278,18 +278,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI size: 1 seed, 2 iterations, short SFT")
     parser.add_argument("--env", choices=sorted(ENVS), default="keydoor")
-    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--eval-every", type=int, default=4)
-    parser.add_argument("--eval-episodes", type=int, default=64)
+    parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at the same time")
     parser.add_argument("--set", action="append", default=[], help="extra config override (repeatable)")
-    parser.add_argument("--out", default="benchmarks/results/credit_learning")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output path without suffix (default benchmarks/results/credit_learning_ENV)",
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = f"benchmarks/results/credit_learning_{args.env}"
     if args.quick:
         args.iterations, args.eval_every, args.eval_episodes, args.seeds = 2, 1, 8, [0]
-        quick = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "rollout.groups_per_iteration=2"]
+        quick = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4"]
         args.set = [*quick, *args.set]
     return args
 
