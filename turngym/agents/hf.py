@@ -26,8 +26,10 @@ trainer needs come from the very logits the tokens were drawn from:
 5. Prefix reuse: the KV cache of the last call is kept. When every prompt of the next call extends
    one of the sequences it holds (the agent loop's ``full`` mode appends an observation to the
    previous prompt and action), only the new tokens are run, right after the cached ones (the
-   gaps left by padding stay masked). The cache is dropped when the weights change (a version
-   bump or an in-place update of any parameter).
+   gaps left by padding stay masked). With ``prefix_match = "longest"`` a prompt reuses the
+   cached sequence it shares the longest prefix with, also when it is not an extension (an ARPO
+   copy re-samples its parent's last prompt: all of it but the last token is reused). The cache
+   is dropped when the weights change (a version bump or an in-place update of any parameter).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
@@ -88,6 +91,11 @@ class HFPolicy:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.prefix_cache = True
         """Keep the last call's KV cache and reuse it for prompts that extend its sequences."""
+        self.prefix_match = "extend"
+        """Which prompts reuse the kept cache: ``extend`` (those extending a cached sequence) or
+        ``longest`` (any shared prefix; ARPO's branching rollout switches to it while it runs, so
+        a copy re-sampling its parent's prompt reuses it). ``extend`` keeps a call's numbers
+        independent of an unrelated earlier call; ``longest`` saves more."""
         self._kv: tuple[Any, torch.Tensor, list[list[int]], tuple[int, tuple[int, ...]]] | None = None
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused cache entries are not counted)."""
@@ -254,7 +262,14 @@ class HFPolicy:
         return self.version, tuple(p._version for p in self._model.parameters())
 
     def _reusable(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, list[list[int]]] | None:
-        """The stored KV cache re-indexed for ``rows`` when every row extends a cached sequence."""
+        """The stored KV cache re-indexed for ``rows``, with the cached prefix each row reuses.
+
+        :attr:`prefix_match` ``extend``: every row must extend a cached sequence and reuses all of
+        it (the agent loop's next turn). ``longest``: a row reuses the cached sequence sharing its
+        longest prefix, up to all of it and all but the row's last token (one token must be run to
+        get logits), e.g. an ARPO copy re-sampling its parent's last prompt. Cached positions past
+        a row's reused prefix are masked out. ``None`` when some row cannot reuse anything.
+        """
         if self._kv is None:
             return None
         cache, mask, fed, stamp = self._kv
@@ -265,17 +280,23 @@ class HFPolicy:
             or any(type(x).__name__ != "DynamicLayer" for x in layers)
         ):
             return None
-        picks = []
-        for row in rows:
-            match = next((j for j, f in enumerate(fed) if len(row) > len(f) and row[: len(f)] == f), None)
-            if match is None:
-                return None
-            picks.append(match)
+        if self.prefix_match == "extend":
+            picks = [
+                next((j for j, f in enumerate(fed) if len(r) > len(f) and r[: len(f)] == f), -1) for r in rows
+            ]
+            keep = [len(fed[j]) if j >= 0 else 0 for j in picks]
+        else:
+            picks, keep = _shared_prefixes(rows, fed)
+        if min(keep) < 1:
+            return None
         index = torch.tensor(picks, device=self.device)
         for layer in layers:
             layer.keys = layer.keys.index_select(0, index)
             layer.values = layer.values.index_select(0, index)
-        return cache, mask.index_select(0, index), [fed[j] for j in picks]
+        mask = mask.index_select(0, index)
+        limit = torch.tensor(keep, device=mask.device)[:, None]
+        mask = mask * (mask.cumsum(-1) <= limit)  # the columns of a row's tokens, in order
+        return cache, mask, [fed[j][:n] for j, n in zip(picks, keep, strict=True)]
 
     @staticmethod
     def _cache_of(result: Any) -> Any:
@@ -309,6 +330,27 @@ class HFPolicy:
     def _hits_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False)
         return any(s in tail for s in stop)
+
+
+def _shared_prefixes(
+    rows: Sequence[Sequence[int]], fed: Sequence[Sequence[int]]
+) -> tuple[list[int], list[int]]:
+    """For each row, the cached sequence to reuse and how many of its tokens: the longest common
+    prefix with any of ``fed``, capped at ``len(row) - 1``. Example: rows ``[[1, 2, 3, 4], [1, 2]]``,
+    fed ``[[1, 2, 3], [7]]`` → picks ``[0, 0]``, keep ``[3, 1]``."""
+    width = max(len(f) for f in fed)
+    table = np.full((len(fed), width), -1, dtype=np.int64)
+    for j, f in enumerate(fed):
+        table[j, : len(f)] = f
+    picks, keep = [], []
+    for row in rows:
+        n = min(len(row), width)
+        same = table[:, :n] == np.asarray(row[:n], dtype=np.int64)
+        common = np.where(same.all(axis=1), n, same.argmin(axis=1))
+        j = int(common.argmax())
+        picks.append(j)
+        keep.append(int(min(common[j], len(row) - 1)))
+    return picks, keep
 
 
 def _row_generator(seed: int | None, sample: int, n: int) -> torch.Generator:

@@ -153,6 +153,33 @@ def test_prefix_reuse_keeps_logprobs_exact_and_skips_the_history(tiny_dir: Any) 
     assert [c.token_ids for c in fresh] == [c.token_ids for c in second] and policy.cache_hits == 1
 
 
+def test_prompts_that_only_share_a_prefix_reuse_it(tiny_dir: Any) -> None:
+    """ARPO's next round: the parent goes on after its action and a tool result, its copy re-samples
+    the parent's last prompt, a fresh rollout starts from a prompt sharing only the head."""
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    tok = policy.tokenizer
+    prompt = tok.encode("you are in the hall now, go north", add_special_tokens=False)
+    params = SamplingParams(temperature=0.9, max_new_tokens=5, seed=4)
+    (first,) = policy.generate([prompt], params, seeds=[11])
+    policy.prefix_match = "longest"
+    result = tok.encode("\nResult: 42", add_special_tokens=False)
+    fresh = prompt[:3] + tok.encode(" kitchen", add_special_tokens=False)
+    rows = [prompt + list(first.token_ids) + result, prompt, fresh]
+    before = policy.prefilled_tokens
+    second = policy.generate(rows, params, seeds=[12, 11, 13])
+    assert policy.cache_hits == 1
+    # new tokens only: the parent's last sampled token and the result, the copy's last prompt
+    # token, the fresh prompt after the 3 tokens it shares
+    assert policy.prefilled_tokens - before == (1 + len(result)) + 1 + (len(fresh) - 3)
+    for row, completion in zip(rows, second, strict=True):
+        reference = sequence_logprobs(policy.model, row, completion.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+    assert second[1].token_ids == first.token_ids  # same seed and prompt: the same sample
+    policy.prefix_match = "extend"  # the default: the copy's row extends nothing, so no reuse
+    policy.generate(rows, params, seeds=[12, 11, 13])
+    assert policy.cache_hits == 1
+
+
 def test_changed_weights_drop_the_cache(tiny_dir: Any) -> None:
     policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
     params = SamplingParams(temperature=0, max_new_tokens=3)

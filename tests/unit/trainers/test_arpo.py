@@ -15,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from turngym.agents.hf import load_tokenizer_and_model
+from turngym.agents.hf import HFPolicy, load_tokenizer_and_model, sequence_logprobs
 from turngym.agents.policy import Completion, LoopConfig, SamplingParams
 from turngym.agents.tiny import build_tiny
 from turngym.envs import make
@@ -25,7 +25,7 @@ from turngym.errors import ConfigError
 from turngym.trainers import advantages as credit
 from turngym.trainers.arpo import ArpoConfig, branch_probability, global_samples, segment_entropy
 from turngym.trainers.arpo.attribution import attribute, turn_owners
-from turngym.trainers.arpo.metrics import arpo_metrics, tool_calls
+from turngym.trainers.arpo.metrics import arpo_metrics, tool_call_metrics, tool_calls
 from turngym.trainers.arpo.rollout import run_branching
 from turngym.trainers.batching import build_batch
 from turngym.trainers.config import load_config
@@ -138,9 +138,8 @@ def _traj(reward: float, actions: Sequence[tuple[int, ...]], meta: dict[str, Any
         )
         for t, ids in enumerate(actions)
     )
-    return Trajectory(
-        CALC, 0, 0, turns, StopReason.WON if reward else StopReason.LOST, metadata={"arpo": meta}
-    )
+    stop = StopReason.WON if reward else StopReason.LOST
+    return Trajectory(CALC, 0, 0, turns, stop, won=bool(reward), metadata={"arpo": meta})
 
 
 def _fixture_group() -> list[Trajectory]:
@@ -173,6 +172,26 @@ def test_attribution_fixture() -> None:
     assert batch.loss_mask[1, :5].tolist() == [0, 0, 0, 0, 0]
     soft_batch = build_batch([soft_group], [soft], pad_id=0)
     assert soft_batch.loss_mask[1, :5].tolist() == [0, 0, 1, 1, 0]
+
+
+def test_metrics_count_every_sampled_segment_once() -> None:
+    group = _fixture_group()
+    entropies = [[0.2, 0.6], [0.2, 0.1], [0.4, 0.4], [0.3, 0.9]]  # trajectory 1 shares turn 0
+    kinds = ["initial", "branch", "initial", "fill"]
+    group = [
+        replace(t, metadata={"arpo": {**t.metadata["arpo"], "entropy": h, "kind": k}})
+        for t, h, k in zip(group, entropies, kinds, strict=True)
+    ]
+    m = arpo_metrics([group])
+    assert m["arpo/trajectories"] == 4 and m["arpo/branches"] == 1 and m["arpo/fill_rollouts"] == 1
+    assert m["arpo/entropy_initial"] == pytest.approx((0.2 + 0.4 + 0.3) / 3)
+    assert m["arpo/entropy_after_tool"] == pytest.approx((0.6 + 0.1 + 0.4 + 0.9) / 4)
+    assert m["arpo/entropy_delta"] == pytest.approx((0.4 - 0.1 + 0.0 + 0.6) / 4)
+    # two turns each; the winners (0, 2) and losers end with their answer: one tool call each
+    assert tool_call_metrics([group]) == {
+        "rollout/tool_calls_per_trajectory": 1.0,
+        "rollout/tool_calls_per_correct": 2.0,
+    }
 
 
 def test_attribution_rejects_a_parent_after_its_child() -> None:
@@ -355,6 +374,33 @@ def test_arpo_config_errors() -> None:
     assert cfg.rollout.arpo.initial_of(cfg.rollout.group_size) == 3
 
 
+@pytest.mark.parametrize(("root", "tool", "globals_"), [(9, 2, 4), (2, 9, 1)])
+def test_pre_monitoring_splits_the_budget(tokenizer: Any, root: int, tool: int, globals_: int) -> None:
+    """AEPO: the first trajectory of a task runs alone; m = M·σ(β·(H_root − mean H_tool)) global
+    samples in all, branches (and fills) for the rest. β = 100 pushes σ to 0 or 1."""
+    arpo = ArpoConfig(dynamic_budget=True, budget_beta=100.0, alpha=1.0, beta=0.0)
+    script = EntropyScript(tokenizer, lambda s: TOOL, lambda s, t: root if t == 0 else tool)
+    (group,) = run_branching(_calc(3), script, tokenizer, [(3, 3)], _loop(), arpo, budget=4, rng=Draws([0.0]))
+    kinds = [t.metadata["arpo"]["kind"] for t in group]
+    assert kinds.count("initial") == globals_ and len(group) == 4
+    assert group[0].metadata["arpo"]["parent"] is None
+    assert all(t.metadata["arpo"]["parent"] != 0 for t in group[1:])  # the probe never branches
+
+
+def test_consecutive_branch_penalty(tokenizer: Any) -> None:
+    """AEPO: with p = 1 a path that just branched cannot branch at its next node, then can again."""
+    arpo = ArpoConfig(initial=1, alpha=1.0, beta=0.0, branch_penalty=1.0)
+    script = EntropyScript(tokenizer, lambda s: TOOL, lambda s, t: 3)
+    (group,) = run_branching(_calc(4), script, tokenizer, [(3, 3)], _loop(), arpo, budget=8, rng=Draws([0.0]))
+    children_of_0 = [t.metadata["arpo"]["branch_turn"] for t in group if t.metadata["arpo"]["parent"] == 0]
+    assert children_of_0 == [1, 3]  # nodes at turns 1, 2, 3: branch, penalised, branch
+    without = replace(arpo, branch_penalty=0.0)
+    (free,) = run_branching(
+        _calc(4), script, tokenizer, [(3, 3)], _loop(), without, budget=8, rng=Draws([0.0])
+    )
+    assert [t.metadata["arpo"]["branch_turn"] for t in free if t.metadata["arpo"]["parent"] == 0] == [1, 2, 3]
+
+
 def test_draws_come_from_the_injected_generator(tokenizer: Any) -> None:
     arpo = ArpoConfig(initial=1, alpha=0.5, beta=0.0)
 
@@ -367,6 +413,37 @@ def test_draws_come_from_the_injected_generator(tokenizer: Any) -> None:
     trees = {seed: tree(seed) for seed in range(6)}
     assert tree(0) == trees[0]  # the same draws give the same tree
     assert len({tuple(t) for t in trees.values()}) > 1  # and the draws decide it
+
+
+def test_branching_with_the_tiny_model_reuses_its_kv_cache(tiny_dir: Path) -> None:
+    """Every round after the first reuses the previous call's cache (copies re-sample a cached
+    prompt, parents extend theirs), and the log-probs stay those of a plain forward pass."""
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    calls: list[int] = []
+    generate = policy.generate
+    policy.generate = lambda *args, **kwargs: calls.append(1) or generate(*args, **kwargs)  # type: ignore[method-assign]
+    arpo = ArpoConfig(initial=2, alpha=1.0, beta=0.0)
+
+    class Echo(CalculatorEnv):
+        """Every action is a valid tool call (the untrained model's text included)."""
+
+        def _step(self, action: str) -> StepOutcome:
+            return StepOutcome(f"Result: {len(action)}")
+
+    env = lambda: Echo(max_turns=3)  # noqa: E731
+    loop = _loop(max_new_tokens=4)
+    groups = run_branching(
+        env, policy, policy.tokenizer, [(0, 1), (1, 2)], loop, arpo, budget=4, rng=Draws([0.0])
+    )
+    assert [len(g) for g in groups] == [4, 4]
+    assert any(t.metadata["arpo"]["kind"] == "branch" for g in groups for t in g)
+    assert len(calls) > 3 and policy.cache_hits == len(calls) - 1
+    for traj in (t for g in groups for t in g if t.metadata["arpo"]["parent"] is not None):
+        b = traj.metadata["arpo"]["branch_turn"]
+        prompt = [i for turn in traj.turns[:b] for i in (*turn.prompt_ids, *turn.action_ids)]
+        prompt += traj.turns[b].prompt_ids
+        reference = sequence_logprobs(policy.model, prompt, traj.turns[b].action_ids)
+        assert torch.allclose(torch.tensor(traj.turns[b].action_logprobs), reference, atol=1e-4, rtol=0)
 
 
 # ---- hard vs soft on the tiny model --------------------------------------------------------------

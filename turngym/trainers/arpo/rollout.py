@@ -39,6 +39,12 @@ id it was branched from, or None), ``branch_turn`` (the turn whose action it sam
 ``0..branch_turn-1`` and the prompt of ``branch_turn`` are its parent's, token for token), ``entropy``
 (H of every turn), ``h_initial`` and ``kind`` (``initial``, ``branch`` or ``fill``).
 
+Prefix sharing: a copy's turns are its parent's ``Turn`` objects (the same token ids). With the
+``hf`` backend the call runs with ``prefix_match = "longest"``: each prompt reuses the KV cache of
+the previous round's sequence it shares the longest prefix with (a parent: its whole history; a
+copy: the parent's last prompt but one token; a fresh rollout: the header it shares), so only the
+other tokens are run.
+
 Sampling streams: the trajectory created ``j``-th in the batch samples turn ``t`` with
 ``derive_seed(seed, j, t)``, so a copy and its parent draw different tokens after the branch.
 """
@@ -128,6 +134,17 @@ def run_branching(
     vocab = len(tokenizer)
     run = _Run(env_factory, policy, tokenizer, config, arpo, rng, vocab)
     tasks = [_Task(job, budget) for job in jobs]
+    match = getattr(policy, "prefix_match", None)  # the hf backend: reuse any shared prefix
+    if match is not None:
+        policy.prefix_match = "longest"  # type: ignore[attr-defined]
+    try:
+        return _rollout(run, tasks, arpo, budget)
+    finally:
+        if match is not None:
+            policy.prefix_match = match  # type: ignore[attr-defined]
+
+
+def _rollout(run: _Run, tasks: list[_Task], arpo: ArpoConfig, budget: int) -> list[list[Trajectory]]:
     for task in tasks:
         if arpo.dynamic_budget:
             task.monitoring = True
