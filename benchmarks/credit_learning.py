@@ -276,7 +276,9 @@ def plot(result: dict[str, Any], out_png: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI size: 1 seed, 2 iterations, short SFT")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI size: 1 seed, 2 iterations of 2 x 4, 10 turns, 4 SFT steps"
+    )
     parser.add_argument("--env", choices=sorted(ENVS), default="keydoor")
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--eval-every", type=int, default=4)
@@ -295,7 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.out = f"benchmarks/results/credit_learning_{args.env}"
     if args.quick:
         args.iterations, args.eval_every, args.eval_episodes, args.seeds = 2, 1, 8, [0]
-        quick = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4"]
+        quick = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "env.kwargs.max_turns=10"]
         args.set = [*quick, *args.set]
     return args
 
