@@ -280,8 +280,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="CI size: 1 seed, 2 iterations of 2 x 4, 10 turns, 4 SFT steps"
     )
     parser.add_argument("--env", choices=sorted(ENVS), default="keydoor")
-    parser.add_argument("--iterations", type=int, default=8)
-    parser.add_argument("--eval-every", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--eval-every", type=int, default=3)
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
