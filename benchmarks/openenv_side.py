@@ -6,6 +6,7 @@ Usage (with that venv's python)::
     python benchmarks/openenv_side.py serve-echo PORT        # OpenEnv's own server, an echo env
     python benchmarks/openenv_side.py play URL < actions.json  # OpenEnv's client plays; JSON lines out
     python benchmarks/openenv_side.py load URL SESSIONS STEPS SERVER_PID  # OpenEnv's client under load
+    python benchmarks/openenv_side.py http URL < episodes.json  # OpenEnv's HTTP shapes and validator
 
 The echo env answers a step with the message it got, so the load client can check every reply.
 """
@@ -77,6 +78,41 @@ def play(url: str, actions: list[str], seed: int, task_id: int) -> None:
                 break
 
 
+def http(url: str, episodes: list[dict[str, Any]]) -> None:
+    """OpenEnv's stateless HTTP path: for each episode ``{"seed", "task_id", "action"}`` a ``POST
+    /reset`` and a one-step ``POST /step``, bodies built and replies parsed by OpenEnv's own request
+    and response models (which forbid unknown reply fields); then ``GET /state``, ``GET /metadata`` and
+    ``openenv validate``'s runtime checks. Prints one JSON object."""
+    import httpx
+    from openenv.cli._validation import validate_running_environment
+    from openenv.core.env_server.types import (
+        EnvironmentMetadata,
+        ResetRequest,
+        ResetResponse,
+        StepRequest,
+        StepResponse,
+    )
+
+    results = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for e in episodes:
+            reset = ResetRequest(seed=e["seed"], episode_id=f"ep-{e['seed']}", task_id=e["task_id"])
+            first = client.post("/reset", json=reset.model_dump(exclude_unset=True))
+            step = StepRequest(
+                action={"action": e["action"]}, seed=e["seed"], task_id=e["task_id"], timeout_s=30
+            )
+            after = client.post("/step", json=step.model_dump(exclude_unset=True))
+            first_reply = ResetResponse.model_validate(first.raise_for_status().json())
+            step_reply = StepResponse.model_validate(after.raise_for_status().json())
+            results.append({"reset": first_reply.model_dump(), "step": step_reply.model_dump()})
+        state = State.model_validate(client.get("/state").raise_for_status().json()).model_dump()
+        metadata = EnvironmentMetadata.model_validate(client.get("/metadata").raise_for_status().json())
+    report = validate_running_environment(url)
+    criteria = {c["id"]: c["passed"] for c in report["criteria"]}
+    print(json.dumps({"results": results, "state": state, "metadata": metadata.model_dump(),
+                      "mode": report["mode"], "criteria": criteria}))  # fmt: skip
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -127,7 +163,9 @@ if __name__ == "__main__":
     elif command == "play":
         spec = json.load(sys.stdin)
         play(args[0], spec["actions"], spec["seed"], spec["task_id"])
+    elif command == "http":
+        http(args[0], json.load(sys.stdin))
     elif command == "load":
         print(json.dumps(asyncio.run(load(args[0], int(args[1]), int(args[2]), int(args[3])))))
     else:
-        raise SystemExit(f"unknown command {command!r}: serve-echo, play or load")
+        raise SystemExit(f"unknown command {command!r}: serve-echo, play, http or load")

@@ -17,6 +17,11 @@ def register_builtin_envs() -> None:
         description="Find the treasure in a maze of named rooms (toy; many repeated states)",
     )
     register(
+        "turngym/KeyDoor-v0",
+        "turngym.envs.toy.keydoor:KeyDoorEnv",
+        description="Fetch a key, open the locked treasure room; a paid compass tool (long horizon, toy)",
+    )
+    register(
         "turngym/Code-v0",
         "turngym.envs.code.env:CodeEnv",
         description="Programming tasks: a sandboxed python tool, then a submission graded by hidden tests",

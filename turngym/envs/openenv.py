@@ -1,4 +1,5 @@
-"""OpenEnv interoperability, both ways, over OpenEnv's WebSocket protocol (``WS /ws``).
+"""OpenEnv interoperability, both ways, over OpenEnv's WebSocket protocol (``WS /ws``); its
+stateless plain-HTTP endpoints are :mod:`turngym.envs.openenv_http`.
 
 OpenEnv (PyPI ``openenv``) clients open ``WS /ws``, which gives the connection its own env
 instance, and exchange ``{"type": "reset"|"step"|"state"|"close", "data": {...}}`` messages. A
@@ -34,6 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from turngym.envs.core import StepOutcome, TextEnv
+from turngym.envs.openenv_http import add_openenv_http_routes
 from turngym.envs.server_sessions import EnvService, Reply, StepRequest
 from turngym.errors import EnvError
 
@@ -67,7 +69,10 @@ def _failed(reply: Reply) -> dict[str, Any]:
 def add_openenv_routes(
     app: FastAPI, service: EnvService, token_of: Callable[[Mapping[str, str]], str | None]
 ) -> None:
-    """``WS /ws`` and ``GET /schema`` in OpenEnv's shapes, served by ``service``'s sessions."""
+    """``WS /ws``, ``GET /schema`` and the stateless ``POST /reset``, ``POST /step`` and
+    ``GET /state`` (:mod:`turngym.envs.openenv_http`) in OpenEnv's shapes, served by ``service``'s
+    sessions."""
+    add_openenv_http_routes(app, service, token_of)
 
     @app.get("/schema")
     def schema() -> dict[str, Any]:

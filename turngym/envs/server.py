@@ -17,7 +17,8 @@ Control API (the orchestrator's, never offered to a policy as a tool):
   → ``{"results": [{"status", "data"}]}``: many sessions' calls in one request, run concurrently,
   each answered as its own HTTP call would be.
 * ``WS /ws`` and ``GET /schema``: OpenEnv's protocol (a session per connection), see
-  :mod:`turngym.envs.openenv`.
+  :mod:`turngym.envs.openenv`; ``POST /reset``, ``POST /step``, ``GET /state`` and ``GET /metadata``:
+  OpenEnv's stateless HTTP endpoints, see :mod:`turngym.envs.openenv_http`.
 * ``WS /sessions/mux``: many sessions over one socket. A frame holds one channel message or a
   JSON array of them, each with a ``"session_id"``; they are answered concurrently (each session's
   calls in order) and every frame the server sends is a JSON array of replies, each tagged with its

@@ -199,7 +199,7 @@ class EnvService:
         self.metrics = ServerMetrics()
         self.inflight = 0
         self._creating = 0
-        self._workers = ThreadPoolExecutor(max_workers=min(32, limits.max_inflight), thread_name_prefix="env")
+        self._workers = self._new_workers()
 
     # ---- admission ---------------------------------------------------------------------
     def authorize(self, token: str | None) -> Reply | None:
@@ -361,10 +361,16 @@ class EnvService:
         except Exception:  # a failing close must not keep the slot or stop the reaper
             self.metrics.errors["env_close_failed"] += 1
 
+    def _new_workers(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=min(32, self.limits.max_inflight), thread_name_prefix="env")
+
     async def close_all(self) -> None:
+        """Close every session and the env threads; a fresh (idle, threadless) pool takes over, so
+        the app serves again if its lifespan starts anew."""
         while self.sessions:
             await self._close(self.sessions.popitem()[1])
-        self._workers.shutdown(wait=False, cancel_futures=True)
+        workers, self._workers = self._workers, self._new_workers()
+        workers.shutdown(wait=False, cancel_futures=True)
 
     def gauges(self) -> dict[str, float]:
         return {

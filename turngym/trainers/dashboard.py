@@ -72,7 +72,7 @@ CHARTS: tuple[Chart, ...] = (
         "tool_calls",
         "tool calls and turns per episode",
         "per episode",
-        (("rollout/tool_calls", "tool calls"), ("rollout/mean_turns", "turns")),
+        (("rollout/env_tool_calls", "tool calls"), ("rollout/mean_turns", "turns")),
     ),
     Chart(
         "step_groups",

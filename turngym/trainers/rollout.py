@@ -234,6 +234,7 @@ def evaluate(
     trajs = run_jobs(config, env_factory(config, "test"), policy, tokenizer, jobs, cfg, slots=e.batch_size)
     failed = sum(t.stop_reason.is_failure for t in trajs)
     wins = sum(t.won for t in trajs)
+    calls = sum(episode_tool_calls(t) for t in trajs)
     low, high = wilson_interval(wins, len(trajs))
     turns = sum(len(t.turns) for t in trajs)
     invalid = sum(bool(turn.info.get("invalid_action")) for t in trajs for turn in t.turns)
@@ -245,7 +246,14 @@ def evaluate(
         "eval/mean_turns": turns / len(trajs) if trajs else 0.0,
         "eval/invalid_rate": invalid / turns if turns else 0.0,
         "eval/failed_episodes": float(failed),
+        "eval/env_tool_calls": calls / len(trajs) if trajs else 0.0,
     }
+
+
+def episode_tool_calls(trajectory: Trajectory) -> float:
+    """Tool calls of an episode as its env counts them: ``metrics['tool_calls']`` of the episode's
+    last ``info`` (Calculator and KeyDoor report it; 0 for an env that does not)."""
+    return float(trajectory.metadata.get("metrics", {}).get("tool_calls", 0.0))
 
 
 def rollout_metrics(
@@ -253,19 +261,14 @@ def rollout_metrics(
 ) -> dict[str, float]:
     """``rollout/`` and ``reward/`` numbers of one iteration's groups; ``rollout/token_nll`` (mean
     −log p of the sampled tokens, an unbiased estimate of the policy's per-token entropy) when the
-    policy reports log-probs, ``rollout/tool_calls`` (per episode) when the env counts them."""
+    policy reports log-probs, ``rollout/env_tool_calls`` (per episode, as the env counts them)."""
     flat = [t for g in raw for t in g]
     n = max(len(flat), 1)
     turns = [len(t.turns) for t in flat]
     tokens = sum(len(turn.action_ids) for t in flat for turn in t.turns)
     invalid = sum(bool(turn.info.get("invalid_action")) for t in flat for turn in t.turns)
     logprobs = [lp for t in flat for turn in t.turns for lp in turn.action_logprobs]
-    tool_calls = [
-        t.metadata["metrics"]["tool_calls"] for t in flat if "tool_calls" in t.metadata.get("metrics", {})
-    ]
     extra = {"rollout/token_nll": -sum(logprobs) / len(logprobs)} if logprobs else {}
-    if tool_calls:  # envs with tools report their calls per episode
-        extra["rollout/tool_calls"] = sum(tool_calls) / len(tool_calls)
     return {
         **extra,
         "rollout/episodes": float(len(flat)),
@@ -273,6 +276,7 @@ def rollout_metrics(
         "rollout/mean_turns": sum(turns) / n,
         "rollout/invalid_rate": invalid / max(sum(turns), 1),
         "rollout/action_tokens": float(tokens),
+        "rollout/env_tool_calls": sum(episode_tool_calls(t) for t in flat) / n,
         "reward/mean_return": sum(t.total_reward for t in flat) / n,
         "reward/shaped_mean": sum(t.total_reward for g in shaped for t in g) / n,
         **tool_call_metrics(raw),

@@ -85,3 +85,35 @@ def test_openenv_server_is_a_turngym_env(openenv_echo_url: str) -> None:
     obs, _, terminated, _, info = wrong.step("hello")  # refused by the server's action schema
     assert info["invalid_action"] and not terminated and obs.startswith("Invalid action")
     wrong.close()
+
+
+def test_openenv_http_shapes_and_validator_accept_a_turngym_server() -> None:
+    episodes, expected = [], []
+    for seed, task_id in ((3, 5), (8, 1)):
+        local = turngym.make("turngym/Maze-v0")
+        first, _ = local.reset(seed=seed, options={"task_id": task_id})
+        action = local.expert_action()
+        obs, reward, terminated, truncated, _ = local.step(action)
+        local.close()
+        episodes.append({"seed": seed, "task_id": task_id, "action": action})
+        expected.append((first, obs, reward, terminated or truncated))
+    app = create_env_app("turngym/Maze-v0", lambda: turngym.make("turngym/Maze-v0"))
+    with running(app) as url:
+        out = subprocess.run([str(PYTHON), str(SIDE), "http", url], input=json.dumps(episodes),
+                             capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        assert app.state.service.sessions == {}  # each HTTP call's env was closed, as in OpenEnv
+    report = json.loads(out.stdout)
+    got = [(r["reset"]["observation"]["text"], r["step"]["observation"]["text"], r["step"]["reward"],
+            r["step"]["done"]) for r in report["results"]]  # fmt: skip
+    assert got == expected
+    assert all(r["reset"]["done"] is False and r["reset"]["reward"] is None for r in report["results"])
+    assert report["state"] == {"episode_id": None, "step_count": 0}
+    assert report["metadata"]["name"] == "turngym/Maze-v0"
+    assert report["mode"] == "simulation"
+    checks = (
+        "openapi_version_available",
+        "metadata_endpoint",
+        "schema_endpoint",
+        "mode_endpoint_consistency",
+    )
+    assert all(report["criteria"][c] for c in checks), report["criteria"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from turngym.trainers.rollout import derive_seed, rollout_metrics, shape_rewards
+from turngym.trainers.rollout import derive_seed, episode_tool_calls, rollout_metrics, shape_rewards
 from turngym.trajectory import StopReason, Trajectory, Turn
 
 
@@ -35,6 +37,16 @@ def test_rollout_metrics():
     assert m["rollout/action_tokens"] == 8
     assert m["reward/mean_return"] == 0.5
     assert m["reward/shaped_mean"] == pytest.approx(0.25)
+    assert m["rollout/env_tool_calls"] == 0.0  # the env reported no tool_calls
+
+
+def test_env_tool_calls_come_from_the_last_info_metrics():
+    calls = [
+        replace(episode([0, 1], [False, False], True), metadata={"metrics": {"tool_calls": n}})
+        for n in (3, 0)
+    ]
+    assert [episode_tool_calls(t) for t in calls] == [3.0, 0.0]
+    assert rollout_metrics([calls], [calls])["rollout/env_tool_calls"] == 1.5
 
 
 def test_derive_seed_is_stable_and_distinct():

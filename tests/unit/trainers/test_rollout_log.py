@@ -191,5 +191,4 @@ def test_rollout_metrics_estimate_entropy_from_logprobs_and_count_tool_calls() -
     ]
     m = rollout_metrics([calls], [calls])
     assert m["rollout/token_nll"] == pytest.approx(0.75)  # −(−0.5 − 1.0) / 2 per token
-    assert m["rollout/tool_calls"] == pytest.approx(3.0)
-    assert "rollout/tool_calls" not in rollout_metrics([GIGPO_GROUP], [GIGPO_GROUP])
+    assert m["rollout/env_tool_calls"] == pytest.approx(3.0)

@@ -1,10 +1,14 @@
 """Evaluate a candidate ``ModelNew`` against a KernelBench task, each run in its own subprocess.
 
 :func:`evaluate` checks the candidate's source (syntax, ``ModelNew``, the static hacking rules of
-:mod:`hacks`) here, then starts ``python -m turngym.envs.kernel.runner`` in a new session with a
-wall-clock timeout: a crash, a segfault or a hang ends that child only (status ``crashed`` or
-``timeout``) and the caller goes on. The runner compiles, checks correctness on fresh random
-inputs and times the candidate against the eager reference (see its docstring).
+:mod:`hacks`) here, then runs the job in a child process in a new session with a wall-clock
+timeout: on CPU a child forked from a pre-started zygote that has imported torch
+(:mod:`~turngym.envs.kernel.zygote`, ``isolation="zygote"``, the default), on CUDA (which cannot be
+used in a child forked after its parent initialised it) or with ``isolation="process"`` a fresh
+``python -m turngym.envs.kernel.runner``. Either way a crash, a segfault or a hang ends that child
+only (status ``crashed`` or ``timeout``) and the caller goes on. The runner compiles, checks
+correctness on fresh random inputs and times the candidate against the eager reference (see its
+docstring).
 
 Backends and devices: ``cpp`` (``load_inline`` C++ on CPU, real timing), ``triton`` (on a GPU; on
 CPU through the Triton interpreter, ``TRITON_INTERPRET=1``, correctness only: no speed is
@@ -30,6 +34,7 @@ from typing import Any, Literal
 
 from turngym.envs.kernel.hacks import HackFinding, static_findings
 from turngym.envs.kernel.tasks import BACKENDS
+from turngym.envs.kernel.zygote import POOL, ZygoteError
 from turngym.errors import ConfigError
 
 STATUSES = (
@@ -89,6 +94,9 @@ class EvalConfig:
     """Size of the buffer written before each timed trial to flush caches (GPU: at least 256)."""
     build_dir: str | None = None
     """Extension build cache; ``None``: :func:`default_build_dir`."""
+    isolation: Literal["zygote", "process"] = "zygote"
+    """``zygote``: a child forked from a pre-started process that has imported torch (CPU only; on
+    ``cuda`` a fresh process is used, see :mod:`zygote`); ``process``: a fresh interpreter each time."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -103,6 +111,8 @@ class EvalConfig:
             raise ConfigError("num_perf_trials must be >= 1, num_warmup >= 0 and timeout_s > 0")
         if self.reference_backend not in ("eager", "compile"):
             raise ConfigError(f"reference_backend must be eager or compile, got {self.reference_backend!r}")
+        if self.isolation not in ("zygote", "process"):
+            raise ConfigError(f"isolation must be zygote or process, got {self.isolation!r}")
 
     def resolved_device(self) -> str:
         """The device the evaluation runs on."""
@@ -226,11 +236,26 @@ def _merge(static: list[HackFinding], runtime: tuple[HackFinding, ...]) -> list[
     return [f.to_dict() for f in seen.values()]
 
 
+def start_zygote() -> None:
+    """Start this process's first evaluation zygote now, so the first evaluation does not wait for it."""
+    zygote = POOL.acquire(_child_env(EvalConfig(), "cpu"))
+    try:
+        zygote.ensure_started()
+    finally:
+        zygote.lock.release()
+
+
 def _child_env(config: EvalConfig, device: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = _base_env()
     env["OMP_NUM_THREADS"] = str(config.threads)
     if config.backend == "triton" and device == "cpu":
         env["TRITON_INTERPRET"] = "1"
+    return env
+
+
+def _base_env() -> dict[str, str]:
+    """This process's environment with the repository on ``PYTHONPATH``."""
+    env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env
@@ -244,36 +269,63 @@ def _run_child(job: dict[str, Any], config: EvalConfig) -> dict[str, Any]:
             Path(tmp, "log.txt"),
         )
         job_path.write_text(json.dumps(job))
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "turngym.envs.kernel.runner", str(job_path), str(result_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=tmp,
-                env=_child_env(config, job["device"]),
-                start_new_session=True,
-            )
+        env = _child_env(config, job["device"])
+        extra: dict[str, Any] = {"isolation": "process"}
+        if config.isolation == "zygote" and job["device"] == "cpu":
+            zygote = POOL.acquire(env)
             try:
-                code = proc.wait(timeout=config.timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                return {
-                    "status": "timeout",
-                    "message": f"the evaluation ran past {config.timeout_s:g} s and was killed",
-                }
+                request = {
+                    "job": str(job_path), "result": str(result_path), "log": str(log_path),
+                    "cwd": tmp, "env": env,
+                }  # fmt: skip
+                code, child = zygote.run(request, config.timeout_s)
+                extra = {"isolation": "zygote", "zygote_pid": zygote.pid, "child_pid": child}
+            except ZygoteError as exc:
+                return {"status": "crashed", "message": str(exc), "extra": extra}
             finally:
-                _kill_group(proc)
+                zygote.lock.release()
+        else:
+            code = _run_fresh(job_path, result_path, log_path, tmp, env, config.timeout_s)
+        if code is None:
+            return {
+                "status": "timeout",
+                "message": f"the evaluation ran past {config.timeout_s:g} s and was killed",
+                "extra": extra,
+            }
         if result_path.exists() and code == 0:
-            return json.loads(result_path.read_text())
-        tail = log_path.read_text(errors="replace")[-1500:].strip()
+            return {**json.loads(result_path.read_text()), "extra": extra}
+        tail = log_path.read_text(errors="replace")[-1500:].strip() if log_path.exists() else ""
         if code < 0:
             name = signal.Signals(-code).name
             return {
                 "status": "crashed",
                 "message": f"the evaluation process died with {name}" + (f": {tail}" if tail else ""),
+                "extra": extra,
             }
-        return {"status": "crashed", "message": f"the evaluation process exited with code {code}: {tail}"}
+        message = f"the evaluation process exited with code {code}: {tail}"
+        return {"status": "crashed", "message": message, "extra": extra}
+
+
+def _run_fresh(
+    job_path: Path, result_path: Path, log_path: Path, cwd: str, env: dict[str, str], timeout_s: float
+) -> int | None:
+    """Run the job in a new interpreter: its exit code, or ``None`` when it ran past the timeout."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "turngym.envs.kernel.runner", str(job_path), str(result_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            _kill_group(proc)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

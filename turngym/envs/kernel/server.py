@@ -3,8 +3,9 @@
 Architecture (KernelGYM's, without Redis): FastAPI takes jobs into a bounded in-memory queue;
 ``workers`` supervisor threads each own one worker process (``spawn``ed; one per GPU or N on a CPU
 machine) and hand it one job at a time over a pipe. The worker runs
-:func:`~turngym.envs.kernel.evaluate.evaluate`, which starts yet another process per evaluation,
-so a segfaulting candidate ends that process only. If a worker process itself dies or runs past the
+:func:`~turngym.envs.kernel.evaluate.evaluate`, which runs each evaluation in yet another process
+(on CPU forked from the worker's evaluation zygote, started with the worker), so a segfaulting
+candidate ends that process only. If a worker process itself dies or runs past the
 job's timeout (plus a grace period), its job fails with the reason and the worker is restarted.
 
 Endpoints:
@@ -33,7 +34,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from turngym.envs.kernel.evaluate import EvalConfig, EvalResult, evaluate
+from turngym.envs.kernel.evaluate import EvalConfig, EvalResult, evaluate, start_zygote
+from turngym.envs.kernel.zygote import ZygoteError
 
 GRACE_S = 30.0
 """A worker may run this long past a job's own timeout before it is killed and restarted."""
@@ -95,6 +97,8 @@ class Job:
 
 def _worker_main(conn: Any) -> None:
     """A worker process: evaluate each ``(reference, candidate, config)`` received, send the result back."""
+    with contextlib.suppress(ZygoteError):  # started now, not by the first job; evaluate retries
+        start_zygote()
     while True:
         try:
             message = conn.recv()

@@ -36,6 +36,31 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def neighbours(cell: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    """The cells next to ``cell`` on a ``size × size`` grid (north, south, west, east order)."""
+    r, c = cell
+    return [(r + dr, c + dc) for dr, dc in DIRECTIONS.values() if 0 <= r + dr < size and 0 <= c + dc < size]
+
+
+def spanning_doors(
+    rng: np.random.Generator, size: int, extra: float = 0.1
+) -> set[frozenset[tuple[int, int]]]:
+    """Doors of a ``size × size`` grid: a random spanning tree (randomized Prim), plus each other
+    wall opened with probability ``extra`` so that more than one path exists."""
+    cells = [(r, c) for r in range(size) for c in range(size)]
+    visited, doors = {cells[int(rng.integers(len(cells)))]}, set()
+    while len(visited) < len(cells):
+        frontier = sorted((a, b) for a in visited for b in neighbours(a, size) if b not in visited)
+        a, b = frontier[int(rng.integers(len(frontier)))]
+        doors.add(frozenset((a, b)))
+        visited.add(b)
+    for a in cells:
+        for b in neighbours(a, size):
+            if rng.random() < extra:
+                doors.add(frozenset((a, b)))
+    return doors
+
+
 class MazeEnv(TextEnv):
     """Navigate a maze of named rooms to the treasure."""
 
@@ -69,28 +94,10 @@ class MazeEnv(TextEnv):
     def _reset(self, task_id: Any) -> str:
         rng = np.random.default_rng([SPLITS[self.split], task_index(task_id), self.size])
         cells = [(r, c) for r in range(self.size) for c in range(self.size)]
-        visited, doors = {cells[int(rng.integers(len(cells)))]}, set()
-        while len(visited) < len(cells):  # randomized Prim: grow a spanning tree
-            frontier = sorted((a, b) for a in visited for b in self._neighbours(a) if b not in visited)
-            a, b = frontier[int(rng.integers(len(frontier)))]
-            doors.add(frozenset((a, b)))
-            visited.add(b)
-        for a in cells:  # a few loops so that more than one path exists
-            for b in self._neighbours(a):
-                if rng.random() < 0.1:
-                    doors.add(frozenset((a, b)))
-        self._doors = doors
+        self._doors = spanning_doors(rng, self.size)
         start, goal = rng.choice(len(cells), size=2, replace=False)
         self._pos, self._goal = cells[int(start)], cells[int(goal)]
         return self._describe("")
-
-    def _neighbours(self, cell: tuple[int, int]) -> list[tuple[int, int]]:
-        r, c = cell
-        return [
-            (r + dr, c + dc)
-            for dr, dc in DIRECTIONS.values()
-            if 0 <= r + dr < self.size and 0 <= c + dc < self.size
-        ]
 
     def _exits(self) -> list[str]:
         r, c = self._pos
