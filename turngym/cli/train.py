@@ -90,6 +90,9 @@ def train(
         console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), markup=False)
         return
     if nproc > 1:
+        from turngym.trainers.loop import check_multiprocess
+
+        check_multiprocess(cfg)  # before torchrun starts: one message, not one per rank
         named = ["-o", cfg.output_dir] if resume is None and not output_dir else []
         if resume is None and not (output_dir or _names_output_dir(config, overrides)):
             Path(cfg.output_dir).parent.mkdir(parents=True, exist_ok=True)

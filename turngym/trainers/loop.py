@@ -204,16 +204,22 @@ def train(
         close_world(world)
 
 
-def _train(
-    config: TrainConfig, resume: bool, on_start: Callable[[Path], None] | None, world: World
-) -> TrainResult:
-    if world.distributed and not config.model.model.startswith("hf:"):
+def check_multiprocess(config: TrainConfig) -> None:
+    """Raise :class:`ConfigError` for settings a run of several processes does not support."""
+    if not config.model.model.startswith("hf:"):
         raise ConfigError(f"model.model={config.model.model}: several processes train hf: models only")
-    if world.distributed and (config.model.lora.rank > 0 or config.optim.fp32_master_weights):
+    if config.model.lora.rank > 0 or config.optim.fp32_master_weights:
         raise ConfigError(
             "model.lora and optim.fp32_master_weights are not supported with several processes yet; "
             "train them in one process (without --nproc)"
         )
+
+
+def _train(
+    config: TrainConfig, resume: bool, on_start: Callable[[Path], None] | None, world: World
+) -> TrainResult:
+    if world.distributed:
+        check_multiprocess(config)
     out = Path(config.output_dir)
     progress = ProgressReport(enabled=config.progress and world.main)
     opened = open_run(config, resume=resume)

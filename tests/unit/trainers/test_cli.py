@@ -201,6 +201,27 @@ def test_nproc_is_checked_and_a_torchrun_rank_needs_a_named_run(tmp_path, monkey
     )
 
 
+@pytest.mark.parametrize(
+    "setting", ["model.lora.rank=4", "optim.fp32_master_weights=true", "model.model=vllm:tiny"]
+)
+def test_nproc_refuses_what_several_processes_cannot_train_before_torchrun_starts(
+    tmp_path, monkeypatch, setting
+):
+    calls = []
+
+    def execv(path, argv):
+        calls.append(argv)
+        raise SystemExit(0)  # the process would be torchrun from here on
+
+    monkeypatch.setattr("turngym.cli.train.os.execv", execv)
+    run = tmp_path / "r"
+    result = CliRunner().invoke(app, ["train", "--nproc", "2", "-o", str(run), "--set", setting])
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert "without --nproc" in message or "several processes train hf: models only" in message
+    assert calls == [] and not run.exists()
+
+
 def test_nproc_execs_torchrun_with_the_resolved_run_directory(tmp_path, monkeypatch):
     calls = []
 
