@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from turngym.agents.chat import ChatFormat, action_text, env_tools
-from turngym.agents.loop import episode_trajectory, failure_stop
+from turngym.agents.loop import episode_trajectory, failure_stop, record_step, step_env
 from turngym.agents.policy import Completion, EnvAwarePolicy, LoopConfig, Policy, derive_seed
 from turngym.envs.core import TextEnv
 from turngym.errors import PolicyError, TrainerError
@@ -343,36 +343,10 @@ class _Run:
 
     def _advance(self, path: _Path, prompt: list[int], completion: Completion) -> None:
         assert path.env is not None and path.fmt is not None
-        window = self.config.window
-        tokens = {
-            "prompt_ids": tuple(path.pending if window is None else prompt),
-            "action_ids": completion.token_ids,
-            "action_logprobs": completion.logprobs,
-            "action_entropies": completion.entropies,
-        }
-        anchor, observation = path.info.get("anchor"), path.observation
         action = action_text(completion.text)
-        try:
-            obs, reward, terminated, truncated, info = path.env.step(action)
-        except Exception as exc:  # the env failed on this action: record it, keep the batch going
-            info_ = {"finish_reason": completion.finish_reason}
-            path.turns.append(Turn(observation, action, 0.0, anchor, info_, **tokens))
-            path.stop, path.error = failure_stop("env", exc, StopReason.ENV_ERROR)
-            return
-        turn_info = {
-            "invalid_action": bool(info["invalid_action"]),
-            "finish_reason": completion.finish_reason,
-        }
-        path.turns.append(Turn(observation, action, float(reward), anchor, turn_info, **tokens))
-        path.observation, path.info = obs, info
-        path.history.append((action, obs))
-        if terminated:
-            path.stop = StopReason.WON if info["won"] else StopReason.LOST
-        elif truncated:
-            path.stop = StopReason.TRUNCATED
-        else:
-            path.pending = path.fmt.continuation(obs, completion.token_ids)
-            path.context += list(completion.token_ids) + path.pending
+        # the agent loop's own turn recording: a _Path has every field of an episode it uses
+        outcome = step_env(path.env, action)
+        record_step(path, prompt, completion, action, outcome, self.config.window)  # type: ignore[arg-type]
 
     def finish(self, path: _Path) -> Trajectory:
         metadata: dict[str, Any] = {
