@@ -30,25 +30,31 @@ from turngym.viewer import TrajectoryStore, create_viewer_app
 WORDS = "north south east west kitchen hall pantry garden cellar attic".split()
 
 
+def synthetic_record(n: int) -> dict:
+    """Eval-style record ``n`` (about 2 kB): its env, outcome and group vary with ``n``, and its
+    first action holds the unique word ``needle{n}`` to search for."""
+    text = " ".join(WORDS[(n + k) % len(WORDS)] for k in range(150))
+    return {
+        "env_id": f"turngym/Env{n % 3}-v0",
+        "task_id": n,
+        "seed": n,
+        "stop_reason": "won" if n % 4 == 0 else "lost",
+        "won": n % 4 == 0,
+        "metadata": {"group": f"{n // 8}:0"},
+        "turns": [
+            {"observation": text, "action": f"go needle{n}", "reward": float(n % 4 == 0), "info": {}},
+            {"observation": text, "action": "look", "reward": 0.0, "info": {}},
+        ],
+    }
+
+
 def write_records(path: Path, megabytes: int) -> int:
     """About ``megabytes`` MB of records in ``path``; returns how many lines."""
     size, written, n = megabytes * 1024 * 1024, 0, 0
     with path.open("w") as f:
         while written < size:
             n += 1
-            text = " ".join(WORDS[(n + k) % len(WORDS)] for k in range(150))
-            record = {
-                "env_id": f"turngym/Env{n % 3}-v0",
-                "task_id": n,
-                "seed": n,
-                "stop_reason": "won" if n % 4 == 0 else "lost",
-                "won": n % 4 == 0,
-                "metadata": {"group": f"{n // 8}:0"},
-                "turns": [
-                    {"observation": text, "action": f"go needle{n}", "reward": float(n % 4 == 0), "info": {}},
-                    {"observation": text, "action": "look", "reward": 0.0, "info": {}},
-                ],
-            }
+            record = synthetic_record(n)
             line = json.dumps(record) + "\n"
             f.write(line)
             written += len(line)

@@ -3,6 +3,7 @@ end, searched, and its malformed lines reported while the rest is served."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 import tracemalloc
@@ -16,7 +17,11 @@ from turngym.viewer import TrajectoryStore, create_viewer_app
 pytestmark = pytest.mark.slow
 
 SIZE = 100 * 1024 * 1024
-WORDS = "north south east west kitchen hall pantry garden cellar attic".split()
+SCRIPT = Path(__file__).parents[3] / "benchmarks" / "viewer_speed.py"
+_spec = importlib.util.spec_from_file_location("viewer_speed", SCRIPT)
+assert _spec is not None and _spec.loader is not None
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)  # the benchmark's records: one generator for both
 
 
 def write_big_jsonl(path: Path) -> tuple[int, list[int]]:
@@ -26,20 +31,7 @@ def write_big_jsonl(path: Path) -> tuple[int, list[int]]:
     with path.open("w") as f:
         while written < SIZE:
             n += 1
-            text = " ".join(WORDS[(n + k) % len(WORDS)] for k in range(150))
-            record = {
-                "env_id": f"turngym/Env{n % 3}-v0",
-                "task_id": n,
-                "seed": n,
-                "stop_reason": "won" if n % 4 == 0 else "lost",
-                "won": n % 4 == 0,
-                "metadata": {"group": f"{n // 8}:0"},
-                "turns": [
-                    {"observation": text, "action": f"go needle{n}", "reward": float(n % 4 == 0), "info": {}},
-                    {"observation": text, "action": "look", "reward": 0.0, "info": {}},
-                ],
-            }
-            line = json.dumps(record)
+            line = json.dumps(bench.synthetic_record(n))
             if n % 10_000 == 0:
                 line, _ = line[: len(line) // 2], torn.append(n)
             f.write(line + "\n")
