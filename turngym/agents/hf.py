@@ -25,17 +25,18 @@ trainer needs come from the very logits the tokens were drawn from:
 4. A row stops at an end-of-sequence id (the tokenizer's and the generation config's) or when its
    decoded text contains a stop string; the stop token is part of the sample (it was sampled).
    A finished row is fed padding with attention mask 0 until the batch is done.
-5. Prefix reuse: the KV cache of the last call is kept. When a prompt of the next call extends
-   one of the sequences it holds (the agent loop's ``full`` mode appends an observation to the
-   previous prompt and action), only its new tokens are run, right after the cached ones (the
-   gaps left by padding stay masked). With ``prefix_match = "longest"`` a prompt reuses the
-   cached sequence it shares the longest prefix with, also when it is not an extension (an ARPO
-   copy re-samples its parent's last prompt: all of it but the last token is reused). The
-   prompts that can reuse none of them (new episodes joining the asynchronous loop's next batch)
-   are run whole in a forward of their own, without the cache, and their keys and values are
-   merged into it (right-aligned, the gap masked). When no prompt can reuse a cached sequence
-   the cache is not used. The cache is dropped when the weights change (a version bump or an
-   in-place update of any parameter).
+5. Prefix reuse (:mod:`~turngym.agents.prefix_cache`): every row's keys and values are kept
+   after a call. A prompt of the next call that extends a kept sequence (the agent loop's ``full``
+   mode appends an observation to the previous prompt and action) runs only its new tokens, right
+   after the kept ones. With ``prefix_match = "longest"`` a prompt reuses the kept sequence it
+   shares the longest prefix with, also when it is not an extension (an ARPO copy re-samples its
+   parent's last prompt: all of it but the last token is reused). Prompts that reuse nothing (new
+   episodes joining the asynchronous loop's next batch) run whole in a forward of their own and
+   their keys and values are merged in (right-aligned, the gap masked). The kept rows are dropped
+   when the weights change (a version bump or an in-place update of any parameter).
+6. Length groups: a call's rows are split into groups of similar length, each sampled as its own
+   batch (a short row is never padded to a long row's width), and every decode step appends into
+   room reserved ahead in the cache rather than copying it (:mod:`~turngym.agents.kv`).
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from turngym.agents.kv import reserve
 from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
+from turngym.agents.prefix_cache import NO_REUSE, CachedRow, PrefixStore, Reuse, keep_rows, length_groups
 from turngym.errors import ConfigError, PolicyError
 
 
@@ -105,6 +107,8 @@ class HFPolicy:
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
         params = inspect.signature(inner.forward).parameters  # transformers 5 renamed the KV cache
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        """Ask for the last position's logits only: a prefill never holds [B, T, V] logits."""
         self.prefix_cache = True
         """Keep the last call's KV cache and reuse it for prompts that extend its sequences."""
         self.prefix_match = "extend"
@@ -112,7 +116,7 @@ class HFPolicy:
         ``longest`` (any shared prefix; ARPO's branching rollout switches to it while it runs, so
         a copy re-sampling its parent's prompt reuses it). ``extend`` keeps a call's numbers
         independent of an unrelated earlier call; ``longest`` saves more."""
-        self._kv: tuple[Any, torch.Tensor, list[list[int]], tuple[int, tuple[int, ...]]] | None = None
+        self._store = PrefixStore()
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused cache entries are not counted)."""
         self.cache_hits = 0
@@ -175,19 +179,51 @@ class HFPolicy:
                 torch.set_num_threads(self.num_threads)
             self._model.eval()  # sampling never uses dropout, even between the trainer's steps
             with torch.inference_mode():
-                return self._sample(rows, params, generators)
+                return self._sample_all(rows, params, generators)
         except torch.OutOfMemoryError as exc:
             raise PolicyError(f"out of memory sampling a batch of {len(rows)} prompts: {exc}") from exc
         finally:
             torch.set_num_threads(threads)
             self._model.train(training)
 
-    def _sample(
+    def clear_prefix_cache(self) -> None:
+        """Forget the kept rows: the next call runs every prompt whole."""
+        self._store.clear()
+
+    def _sample_all(
         self, rows: list[list[int]], params: SamplingParams, generators: list[torch.Generator]
     ) -> list[Completion]:
+        """Every row, in length groups; the rows' caches are kept for the next call."""
+        stamp = self._weights_stamp()
+        reuses = (
+            self._store.match(rows, self.prefix_match, stamp) if self.prefix_cache else [NO_REUSE] * len(rows)
+        )
+        self.cache_hits += any(r.row >= 0 for r in reuses)
+        completions: dict[int, Completion] = {}
+        kept: list[CachedRow] = []
+        try:
+            for group in length_groups([len(r) for r in rows]):
+                pick = [rows[i] for i in group], [reuses[i] for i in group], [generators[i] for i in group]
+                done, cached = self._sample(pick[0], pick[1], params, pick[2])
+                completions.update(zip(group, done, strict=True))
+                kept += [c for c in cached if c is not None]
+        finally:
+            self._store.clear()  # consumed either way
+        if self.prefix_cache:
+            self._store.put(kept, stamp)
+        return [completions[i] for i in range(len(rows))]
+
+    def _sample(
+        self,
+        rows: list[list[int]],
+        reuses: list[Reuse],
+        params: SamplingParams,
+        generators: list[torch.Generator],
+    ) -> tuple[list[Completion], list[CachedRow | None]]:
         device = self.device
         batch = len(rows)
-        logits, cache, mask, next_pos = self._prefill(rows)
+        logits, cache, mask, next_pos = self._prefill(rows, reuses, params)
+        reserve(cache, params.max_new_tokens - 1)  # decode appends in place (kv.py)
         uniforms = torch.stack(  # [B, max_new_tokens]: row b's draw for each step, from its own stream
             [torch.rand(params.max_new_tokens, generator=g, dtype=torch.float64) for g in generators]
         ).to(device)
@@ -228,10 +264,10 @@ class HFPolicy:
             result = self._forward(feed[:, None], mask, next_pos, cache)
             logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
             next_pos = next_pos + 1
+        kept: list[CachedRow | None] = []
         if self.prefix_cache:  # what the cache holds: each prompt and all but its last sampled token
-            fed_rows = [row + out[:-1] for row, out in zip(rows, out_ids, strict=True)]
-            self._kv = (cache, mask, fed_rows, self._weights_stamp())
-        return [
+            kept = keep_rows(cache, mask, [row + out[:-1] for row, out in zip(rows, out_ids, strict=True)])
+        completions = [
             Completion(
                 token_ids=tuple(out_ids[i]),
                 logprobs=tuple(out_lp[i]),
@@ -242,11 +278,17 @@ class HFPolicy:
             )
             for i in range(batch)
         ]
+        return completions, kept
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any) -> Any:
         kwargs = {self._cache_kw: past} if past is not None else {}
         return self._model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **kwargs,
+            **self._last_only,
         )
 
     def _left_padded(self, rows: Sequence[Sequence[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,25 +304,26 @@ class HFPolicy:
         """Changes whenever the weights do (update_weights, or an optimizer step in place)."""
         return self.version, tuple(p._version for p in self._model.parameters())
 
-    def _prefill(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+    def _prefill(
+        self, rows: list[list[int]], reuses: list[Reuse], params: SamplingParams
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
         """Run the prompts: float32 logits of their last position ``[B, V]``, the KV cache, its
         attention mask ``[B, T]`` and each row's next position ``[B, 1]``.
 
-        Rows that reuse a cached sequence run only their new tokens on top of the cache; rows new
-        to it run on their own without a cache (so they are neither padded to the others' width
-        nor attend over masked cache entries), and the two caches are merged, each row's entries
+        Rows that reuse a kept row run only their new tokens on top of it; rows new to the store
+        run on their own without a cache (so they are neither padded to the others' width nor
+        attend over masked cache entries), and the two caches are merged, each row's entries
         right-aligned and the gap masked.
         """
-        reused, self._kv = self._reusable(rows), None  # the stored cache is consumed either way
-        if reused is None:
-            return self._run_fresh(rows)
-        self.cache_hits += 1
-        past, old_mask, fed, kept = reused
-        parts = [self._run_cached([rows[i] for i in kept], past, old_mask, fed)]
-        new = [i for i in range(len(rows)) if i not in set(kept)]
-        if not new:
+        kept = [i for i, r in enumerate(reuses) if r.row >= 0]
+        new = [i for i, r in enumerate(reuses) if r.row < 0]
+        parts = []
+        if kept:
+            parts.append(self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], params))
+        if new:
+            parts.append(self._run_fresh([rows[i] for i in new]))
+        if len(parts) == 1:
             return parts[0]
-        parts.append(self._run_fresh([rows[i] for i in new]))
         order = torch.tensor([[*kept, *new].index(i) for i in range(len(rows))], device=self.device)
         width = max(p[2].shape[1] for p in parts)
         cache = parts[0][1]
@@ -303,55 +346,17 @@ class HFPolicy:
         return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
 
     def _run_cached(
-        self, rows: list[list[int]], past: Any, old_mask: torch.Tensor, fed: list[list[int]]
+        self, rows: list[list[int]], reuses: list[Reuse], params: SamplingParams
     ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
-        suffixes = [row[len(f) :] for row, f in zip(rows, fed, strict=True)]
+        suffixes = [row[r.tokens :] for row, r in zip(rows, reuses, strict=True)]
         chunk, chunk_mask = self._left_padded(suffixes, max(len(x) for x in suffixes))
-        start = torch.tensor([len(f) for f in fed], device=self.device)[:, None]
+        past, old_mask = self._store.assemble(reuses, room=chunk.shape[1] + params.max_new_tokens - 1)
+        start = torch.tensor([r.tokens for r in reuses], device=self.device)[:, None]
         positions = (start + chunk_mask.cumsum(-1) - 1).clamp(min=0)
         mask = torch.cat([old_mask, chunk_mask], dim=-1)
         self.prefilled_tokens += int(chunk_mask.sum())
         result = self._forward(chunk, mask, positions, past)
         return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
-
-    def _reusable(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, list[list[int]], list[int]] | None:
-        """The stored KV cache re-indexed for the rows of ``rows`` that can reuse a cached sequence:
-        ``(cache, mask, the cached prefix each reuses, their indices in rows)``; None when no row can.
-
-        :attr:`prefix_match` ``extend``: a row reuses a cached sequence it extends, all of it (the
-        agent loop's next turn). ``longest``: a row reuses the cached sequence sharing its longest
-        prefix, up to all of it and all but the row's last token (one token must be run to get
-        logits), e.g. an ARPO copy re-sampling its parent's last prompt. Cached positions past a
-        row's reused prefix are masked out.
-        """
-        if self._kv is None:
-            return None
-        cache, mask, fed, stamp = self._kv
-        layers = getattr(cache, "layers", None)
-        if (
-            stamp != self._weights_stamp()
-            or not layers
-            or any(type(x).__name__ != "DynamicLayer" for x in layers)
-        ):
-            return None
-        if self.prefix_match == "extend":
-            picks = [
-                next((j for j, f in enumerate(fed) if len(r) > len(f) and r[: len(f)] == f), -1) for r in rows
-            ]
-            keep = [len(fed[j]) if j >= 0 else 0 for j in picks]
-        else:
-            picks, keep = _shared_prefixes(rows, fed)
-        kept = [i for i, n in enumerate(keep) if n >= 1]
-        if not kept:
-            return None
-        index = torch.tensor([picks[i] for i in kept], device=self.device)
-        for layer in layers:
-            layer.keys = layer.keys.index_select(0, index)
-            layer.values = layer.values.index_select(0, index)
-        mask = mask.index_select(0, index)
-        limit = torch.tensor([keep[i] for i in kept], device=mask.device)[:, None]
-        mask = mask * (mask.cumsum(-1) <= limit)  # the columns of a row's reused tokens, in order
-        return cache, mask, [fed[picks[i]][: keep[i]] for i in kept], kept
 
     @staticmethod
     def _cache_of(result: Any) -> Any:
@@ -385,27 +390,6 @@ class HFPolicy:
     def _hits_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False)
         return any(s in tail for s in stop)
-
-
-def _shared_prefixes(
-    rows: Sequence[Sequence[int]], fed: Sequence[Sequence[int]]
-) -> tuple[list[int], list[int]]:
-    """For each row, the cached sequence to reuse and how many of its tokens: the longest common
-    prefix with any of ``fed``, capped at ``len(row) - 1``. Example: rows ``[[1, 2, 3, 4], [1, 2]]``,
-    fed ``[[1, 2, 3], [7]]`` → picks ``[0, 0]``, keep ``[3, 1]``."""
-    width = max(len(f) for f in fed)
-    table = np.full((len(fed), width), -1, dtype=np.int64)
-    for j, f in enumerate(fed):
-        table[j, : len(f)] = f
-    picks, keep = [], []
-    for row in rows:
-        n = min(len(row), width)
-        same = table[:, :n] == np.asarray(row[:n], dtype=np.int64)
-        common = np.where(same.all(axis=1), n, same.argmin(axis=1))
-        j = int(common.argmax())
-        picks.append(j)
-        keep.append(int(min(common[j], len(row) - 1)))
-    return picks, keep
 
 
 def _row_generator(seed: int | None, sample: int, n: int) -> torch.Generator:

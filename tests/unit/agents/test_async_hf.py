@@ -40,7 +40,8 @@ def test_a_prompt_new_to_the_cache_runs_apart_and_merges_with_exact_logprobs(
     for prompt, completion in zip(third, again, strict=True):
         reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
         assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
-    policy.prefix_cache, policy._kv = False, None
+    policy.prefix_cache = False
+    policy.clear_prefix_cache()
     alone = policy.generate([newcomer, extended], params)
     assert [c.token_ids for c in alone] == [c.token_ids for c in second]
 

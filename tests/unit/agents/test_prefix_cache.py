@@ -1,0 +1,105 @@
+"""The hf sampler's cache internals: length groups, in-place appends, rows kept across calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from turngym.agents.hf import HFPolicy, sequence_logprobs
+from turngym.agents.kv import RoomyLayer, reserve
+from turngym.agents.policy import SamplingParams
+from turngym.agents.prefix_cache import length_groups
+
+
+def test_length_groups_hand_example() -> None:
+    assert length_groups([1000, 120, 900, 100, 70]) == [[0, 2], [1, 3, 4]]
+    assert length_groups([100, 40]) == [[0, 1]]  # 60 tokens apart: cheaper to pad than to split
+    assert length_groups([300, 100, 45]) == [[0], [1, 2]]  # 45 is under half of 100 but within 64
+    assert length_groups([5, 5, 5]) == [[0, 1, 2]]
+    assert length_groups([]) == []
+
+
+def test_roomy_layer_appends_what_cat_would() -> None:
+    torch.manual_seed(0)
+    keys, values = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    layer = RoomyLayer.around(keys, values, room=3)
+    steps = [(torch.randn(2, 3, 1, 5), torch.randn(2, 3, 1, 5)) for _ in range(5)]
+    expect_k, expect_v = keys, values
+    for k, v in steps:  # the last two overflow the room: the layer falls back to cat
+        got_k, got_v = layer.update(k, v)
+        expect_k, expect_v = torch.cat([expect_k, k], -2), torch.cat([expect_v, v], -2)
+        assert torch.equal(got_k, expect_k) and torch.equal(got_v, expect_v)
+    assert layer.room == 0 and layer.get_seq_length() == 9
+
+
+def test_assigning_keys_gives_the_room_up() -> None:
+    layer = RoomyLayer.around(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), room=4)
+    assert layer.room == 4
+    layer.keys = layer.keys.index_select(0, torch.tensor([0]))
+    assert layer.room == 0
+    k, _ = layer.update(torch.ones(1, 1, 1, 2), torch.ones(1, 1, 1, 2))
+    assert k.shape == (1, 1, 3, 2) and k[0, 0, 2].tolist() == [1.0, 1.0]
+
+
+def test_reserve_keeps_layers_with_enough_room() -> None:
+    class Cache:
+        def __init__(self) -> None:
+            self.layers = [RoomyLayer.around(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), room=5)]
+
+    cache = Cache()
+    first = cache.layers[0]
+    reserve(cache, 5)
+    assert cache.layers[0] is first
+    reserve(cache, 6)
+    assert cache.layers[0] is not first and cache.layers[0].room == 6
+
+
+def _record_widths(policy: HFPolicy) -> tuple[list[tuple[int, int]], torch.utils.hooks.RemovableHandle]:
+    shapes: list[tuple[int, int]] = []
+    handle = policy.model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    return shapes, handle
+
+
+def test_a_long_prompt_does_not_pad_the_short_ones(tiny_dir: Path) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    tok = policy.tokenizer
+    long = tok.encode("go north and then east and then look around. " * 20, add_special_tokens=False)
+    short = [tok.encode(t, add_special_tokens=False) for t in ("hello", "go west")]
+    assert len(long) > 200 and max(len(s) for s in short) < 10
+    params = SamplingParams(temperature=0.9, max_new_tokens=5, seed=3)
+    shapes, handle = _record_widths(policy)
+    together = policy.generate([short[0], long, short[1]], params, seeds=[1, 2, 3])
+    handle.remove()
+    prefills = [s for s in shapes if s[1] > 1]
+    assert sorted(prefills) == sorted([(1, len(long)), (2, max(len(s) for s in short))])
+    policy.clear_prefix_cache()
+    rows = [short[0], long, short[1]]
+    alone = [policy.generate([p], params, seeds=[s])[0] for p, s in zip(rows, [1, 2, 3], strict=True)]
+    assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+    for prompt, completion in zip(rows, together, strict=True):
+        reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_rows_of_different_groups_are_all_kept_for_the_next_call(tiny_dir: Path) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    tok = policy.tokenizer
+    prompts = [
+        tok.encode("look " * 150, add_special_tokens=False),
+        tok.encode("hi", add_special_tokens=False),
+    ]
+    params = SamplingParams(temperature=0.9, max_new_tokens=4, seed=8)
+    first = policy.generate(prompts, params)
+    observation = tok.encode("\nyou see a door", add_special_tokens=False)
+    nxt = [p + list(c.token_ids) + observation for p, c in zip(prompts, first, strict=True)]
+    nxt.reverse()
+    before = policy.prefilled_tokens
+    second = policy.generate(nxt, params)
+    assert policy.cache_hits == 1
+    assert policy.prefilled_tokens - before == 2 * (1 + len(observation))  # new tokens only
+    for prompt, completion in zip(nxt, second, strict=True):
+        reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
