@@ -6,11 +6,18 @@ trajectories per task is sampled). Each method then runs ``--iterations`` RL ite
 same trajectory budget (``rollout.groups_per_iteration`` × ``rollout.group_size`` episodes per
 iteration), evaluated on held-out tasks every ``--eval-every`` iterations.
 
-Two task families (``--env``):
+Task families (``--env``):
 
 * ``keydoor`` (default): ``turngym/KeyDoor-v0`` on 3 × 3 rooms, up to 20 turns, sparse terminal
   reward, states revisited within and across the episodes of a group, a compass tool that costs
-  reward; ``window:1`` context (verl-agent's memory mode), so long episodes stay cheap.
+  reward; ``window:1`` context (verl-agent's memory mode), so long episodes stay cheap. All five
+  methods, 5 seeds.
+* ``calculator``: ``turngym/Calculator-v0`` (word problems, a calculator tool, up to 4 turns) with
+  the settings of ``examples/train_calculator_arpo.yaml``: ARPO against GRPO at the same budget
+  (8 trajectories per task), 3 seeds; ARPO branches after calculator results.
+* ``search``: ``turngym/Search-v0`` on the generated knowledge base (BM25, top-1 passage, at most
+  2 searches, EM reward): ARPO against GRPO at the same budget, 3 seeds; ARPO branches after
+  search results.
 * ``maze``: the default training job (Maze 2 × 2, 1-4 turns), the earlier comparison.
 
 Output (``--out``, default ``benchmarks/results/credit_learning_<env>``): ``.json`` with every curve,
@@ -65,9 +72,49 @@ ENVS: dict[str, list[str]] = {
         "sft.steps=60",
         "eval.batch_size=64",
     ],
+    "calculator": [
+        "env.env_id=turngym/Calculator-v0",
+        "env.kwargs={max_turns: 4}",
+        "env.train_tasks=500",
+        "rollout.group_size=8",
+        "rollout.groups_per_iteration=4",
+        "rollout.max_new_tokens=48",
+        "loss.aggregation=token-mean",
+        "sft.demos=48",
+        "sft.steps=120",
+        "sft.task_offset=100000",
+    ],
+    "search": [
+        "env.env_id=turngym/Search-v0",
+        "env.kwargs={max_searches: 2, topk: 1}",
+        "env.train_tasks=500",
+        "rollout.group_size=8",
+        "rollout.groups_per_iteration=4",
+        "rollout.max_new_tokens=40",
+        "loss.aggregation=token-mean",
+        "sft.demos=48",
+        "sft.steps=120",
+        "sft.task_offset=100000",
+    ],
     "maze": [],
 }
 """Config overrides of each task family on top of the default training job."""
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "keydoor": {"methods": list(METHODS), "seeds": [0, 1, 2, 3, 4]},
+    "calculator": {"methods": ["grpo", "arpo"], "seeds": [0, 1, 2]},
+    "search": {"methods": ["grpo", "arpo"], "seeds": [0, 1, 2]},
+    "maze": {"methods": list(METHODS), "seeds": [0, 1, 2, 3, 4]},
+}
+"""Methods and seeds of each family's full comparison (``--methods`` / ``--seeds`` override them)."""
+
+QUICK: dict[str, list[str]] = {
+    "keydoor": ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "env.kwargs.max_turns=10"],
+    "calculator": ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "rollout.groups_per_iteration=2"],
+    "search": ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "rollout.groups_per_iteration=2"],
+    "maze": ["sft.steps=4", "sft.demos=8", "rollout.group_size=4"],
+}
+"""``--quick`` overrides of each family (CI smoke size)."""
 
 DIAGNOSTICS = {
     "step_group_size": "credit/step_group_size_mean",
@@ -277,14 +324,14 @@ def plot(result: dict[str, Any], out_png: Path) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="CI size: 1 seed, 2 iterations of 2 x 4, 10 turns, 4 SFT steps"
+        "--quick", action="store_true", help="CI size: 1 seed, 2 iterations of 2 x 4, 4 SFT steps"
     )
     parser.add_argument("--env", choices=sorted(ENVS), default="keydoor")
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--eval-every", type=int, default=3)
     parser.add_argument("--eval-episodes", type=int, default=32)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the family's")
+    parser.add_argument("--methods", nargs="+", default=None, help="default: the family's")
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at the same time")
     parser.add_argument("--set", action="append", default=[], help="extra config override (repeatable)")
     parser.add_argument(
@@ -295,10 +342,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = f"benchmarks/results/credit_learning_{args.env}"
+    args.methods = args.methods or DEFAULTS[args.env]["methods"]
+    args.seeds = args.seeds or DEFAULTS[args.env]["seeds"]
     if args.quick:
         args.iterations, args.eval_every, args.eval_episodes, args.seeds = 2, 1, 8, [0]
-        quick = ["sft.steps=4", "sft.demos=8", "rollout.group_size=4", "env.kwargs.max_turns=10"]
-        args.set = [*quick, *args.set]
+        args.set = [*QUICK[args.env], *args.set]
     return args
 
 

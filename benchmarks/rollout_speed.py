@@ -13,8 +13,8 @@ early, so nearly every turn samples the full budget and every episode runs all i
 processing, the chat glue and the env steps; ``episodes/s`` is ``B`` divided by the same time.
 Each figure is the median of ``--repeats`` runs. The same run also measures the largest batch
 with the KV-cache prefix reuse of :class:`~turngym.agents.hf.HFPolicy` switched off, and reports
-the ratio. On CPU torch uses one thread (fastest for a model this small on a shared machine);
-``--device cuda`` runs the same measurement on a GPU.
+the ratio. On CPU torch uses ``--threads`` threads (default 1: fastest for a model this small on
+a shared machine); ``--device cuda`` runs the same measurement on a GPU.
 
 Lock-step vs asynchronous (``--parts async``; both parts run by default), on the same episodes
 (same jobs and seeds) through :func:`turngym.agents.loop.run_batch` and
@@ -30,6 +30,8 @@ Lock-step vs asynchronous (``--parts async``; both parts run by default), on the
   its longest episode), asynchronous with 16 slots that refill. Sampled tokens/s.
 * ``code``: Code-v0 with the local sandbox (its 2 pooled workers), 16 episodes of the ``expert``
   policy (its solution is run on the hidden tests); lock-step batch of 16 vs 16 in flight.
+
+Each case runs the two engines alternately ``--repeats`` times and reports each engine's median.
 
 Prints markdown tables and writes ``benchmarks/results/rollout_speed.json`` (a run of one part
 keeps the other part's results in the file).
@@ -146,6 +148,7 @@ class Comparison:
     episodes_per_s: float
     tokens_per_s: float
     turns: int
+    runs_wall_s: tuple[float, ...]
 
 
 def compare(
@@ -157,42 +160,61 @@ def compare(
     jobs: list,
     config: LoopConfig,
     slots: int,
+    repeats: int,
 ) -> list[Comparison]:
-    """The same jobs lock-step (batches of ``slots``) and asynchronous (``slots`` in flight)."""
-    rows = []
-    for engine in ("lockstep", "async"):
-        start = time.perf_counter()
-        if engine == "lockstep":
-            trajs = run_batch(factory, policy, tokenizer, jobs, replace(config, batch_size=slots))
-        else:
-            trajs = run_episodes(
-                factory, policy, tokenizer, jobs, config, AsyncSettings(max_concurrent=slots)
-            )
-        wall = time.perf_counter() - start
-        rows.append(_comparison(case, agent, engine, trajs, wall))
-    return rows
+    """The same jobs lock-step (batches of ``slots``) and asynchronous (``slots`` in flight),
+    alternating ``repeats`` times; each engine's row is its median run."""
+    walls: dict[str, list[float]] = {"lockstep": [], "async": []}
+    trajs: dict[str, list[Trajectory]] = {}
+    for _ in range(repeats):
+        for engine in ("lockstep", "async"):
+            start = time.perf_counter()
+            if engine == "lockstep":
+                trajs[engine] = run_batch(factory, policy, tokenizer, jobs, replace(config, batch_size=slots))
+            else:
+                trajs[engine] = run_episodes(
+                    factory, policy, tokenizer, jobs, config, AsyncSettings(max_concurrent=slots)
+                )
+            walls[engine].append(time.perf_counter() - start)
+    return [_comparison(case, agent, engine, trajs[engine], walls[engine]) for engine in walls]
 
 
-def _comparison(case: str, agent: str, engine: str, trajs: list[Trajectory], wall: float) -> Comparison:
+def _comparison(
+    case: str, agent: str, engine: str, trajs: list[Trajectory], walls: list[float]
+) -> Comparison:
     tokens = sum(len(turn.action_ids) for t in trajs for turn in t.turns)
     turns = sum(len(t.turns) for t in trajs)
-    return Comparison(case, agent, engine, len(trajs), wall, len(trajs) / wall, tokens / wall, turns)
+    wall = statistics.median(walls)
+    return Comparison(
+        case, agent, engine, len(trajs), wall, len(trajs) / wall, tokens / wall, turns, tuple(walls)
+    )
 
 
-def async_part(policy: HFPolicy, quick: bool) -> list[Comparison]:
+def async_part(policy: HFPolicy, quick: bool, repeats: int) -> list[Comparison]:
     tok = policy.tokenizer
     episodes = 16 if quick else 64
     rows: list[Comparison] = []
     sleepy = LoopConfig(sampling=SamplingParams(max_new_tokens=4, seed=0), max_context_tokens=8192)
     jobs = [(task, 0) for task in range(episodes)]
     for agent, sampler in (("random", RandomPolicy(tok, seed=0)), ("hf:tiny", policy)):
-        rows += compare("sleepy", agent, lambda: SleepyEnv(max_turns=4), sampler, tok, jobs, sleepy, episodes)
+        sleepy_env = lambda: SleepyEnv(max_turns=4)  # noqa: E731
+        rows += compare("sleepy", agent, sleepy_env, sampler, tok, jobs, sleepy, episodes, repeats)
     varied = LoopConfig(sampling=SamplingParams(max_new_tokens=16, seed=0), max_context_tokens=8192)
-    rows += compare("varied", "hf:tiny", lambda: VariedMaze(max_turns=16), policy, tok, jobs, varied, 16)
+    rows += compare(
+        "varied", "hf:tiny", lambda: VariedMaze(max_turns=16), policy, tok, jobs, varied, 16, repeats
+    )
     code = LoopConfig(sampling=SamplingParams(max_new_tokens=4096, seed=0), max_context_tokens=32768)
     code_jobs = [(task, 0) for task in range(8 if quick else 16)]
     rows += compare(
-        "code", "expert", lambda: make("turngym/Code-v0"), ExpertPolicy(tok), tok, code_jobs, code, 16
+        "code",
+        "expert",
+        lambda: make("turngym/Code-v0"),
+        ExpertPolicy(tok),
+        tok,
+        code_jobs,
+        code,
+        16,
+        repeats,
     )
     return rows
 
@@ -215,10 +237,10 @@ def print_async(rows: list[Comparison]) -> dict[str, float]:
     return ratios
 
 
-def device_name(device: str) -> str:
+def device_name(device: str, threads: int) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()}, 1 torch thread"
+    return f"{platform.processor() or platform.machine()}, {threads} torch thread{'s' * (threads > 1)}"
 
 
 def main() -> None:
@@ -230,6 +252,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the CPU policy")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -243,13 +266,13 @@ def main() -> None:
         start = time.perf_counter()
         path = build_tiny(Path(tmp) / "tiny")
         build_s = time.perf_counter() - start
-        threads = 1 if args.device == "cpu" else None
+        threads = args.threads if args.device == "cpu" else None
         policy = HFPolicy.from_pretrained(path, device=args.device, num_threads=threads)
         model = describe(path)
     params = sum(p.numel() for p in policy.model.parameters())
     print(
         f"tiny model: {params / 1e6:.2f} M parameters, built in {build_s:.1f} s; "
-        f"torch {torch.__version__}, {args.device} ({device_name(args.device)})"
+        f"torch {torch.__version__}, {args.device} ({device_name(args.device, args.threads)})"
     )
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
     report.update(
@@ -260,16 +283,23 @@ def main() -> None:
         }
     )
     if "batch" in parts:
-        report.update(batch_part(policy, sizes, turns, args.max_new_tokens, repeats))
+        report.update(batch_part(policy, sizes, turns, args.max_new_tokens, repeats, args.threads))
     if "async" in parts:
-        rows = async_part(policy, args.quick)
-        report["async_vs_lockstep"] = {"rows": [asdict(r) for r in rows], "ratios": print_async(rows)}
+        rows = async_part(policy, args.quick, repeats)
+        report["async_vs_lockstep"] = {
+            "threads": args.threads,
+            "repeats": repeats,
+            "rows": [asdict(r) for r in rows],
+            "ratios": print_async(rows),
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
-def batch_part(policy: HFPolicy, sizes: list[int], turns: int, max_new: int, repeats: int) -> dict[str, Any]:
+def batch_part(
+    policy: HFPolicy, sizes: list[int], turns: int, max_new: int, repeats: int, threads: int
+) -> dict[str, Any]:
     rows = [measure(policy, b, turns, max_new, repeats, reuse=True) for b in sizes]
     baseline = measure(policy, sizes[-1], turns, max_new, repeats, reuse=False)
     speedup = rows[-1].tokens_per_s / baseline.tokens_per_s
@@ -281,7 +311,7 @@ def batch_part(policy: HFPolicy, sizes: list[int], turns: int, max_new: int, rep
         print(f"| {row.batch_size} | {reuse} | {row.tokens_per_s:.0f} | {row.episodes_per_s:.2f} |")
     print(f"\nprefix reuse speed-up at batch {sizes[-1]}: {speedup:.2f}x")
     return {
-        "settings": {"turns": turns, "max_new_tokens": max_new, "repeats": repeats, "threads": 1},
+        "settings": {"turns": turns, "max_new_tokens": max_new, "repeats": repeats, "threads": threads},
         "rows": [asdict(r) for r in rows],
         "no_prefix_reuse": asdict(baseline),
         "prefix_reuse_speedup": speedup,
