@@ -49,7 +49,7 @@ from typing import Any
 
 import torch
 
-from turngym.agents.kv import reserve
+from turngym.agents.kv import plain_layers, reserve
 from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
 from turngym.agents.prefix_cache import NO_REUSE, CachedRow, PrefixStore, Reuse, keep_rows, length_groups
 from turngym.errors import ConfigError, PolicyError
@@ -265,7 +265,7 @@ class HFPolicy:
             logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
             next_pos = next_pos + 1
         kept: list[CachedRow | None] = []
-        if self.prefix_cache:  # what the cache holds: each prompt and all but its last sampled token
+        if self.prefix_cache and plain_layers(cache):  # each prompt and all but its last sampled token
             kept = keep_rows(cache, mask, [row + out[:-1] for row, out in zip(rows, out_ids, strict=True)])
         completions = [
             Completion(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+from transformers import MistralConfig, MistralForCausalLM
 
 from turngym.agents.hf import HFPolicy, sequence_logprobs
 from turngym.agents.kv import RoomyLayer, reserve
@@ -102,4 +104,35 @@ def test_rows_of_different_groups_are_all_kept_for_the_next_call(tiny_dir: Path)
     assert policy.prefilled_tokens - before == 2 * (1 + len(observation))  # new tokens only
     for prompt, completion in zip(nxt, second, strict=True):
         reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_a_sliding_window_model_samples_exactly_and_keeps_no_rows(
+    tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    """A sliding-window layer keeps only its window of keys, not one column per token: such caches
+    are never kept for reuse (the next call runs its prompts whole) and sampling stays exact."""
+    config = MistralConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=6,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    MistralForCausalLM(config).save_pretrained(tmp_path / "mistral")
+    tiny_tokenizer.save_pretrained(tmp_path / "mistral")
+    policy = HFPolicy.from_pretrained(tmp_path / "mistral", num_threads=1)
+    prompt = tiny_tokenizer.encode("go north then east then look around the hall", add_special_tokens=False)
+    assert len(prompt) > 6
+    params = SamplingParams(temperature=0.9, max_new_tokens=4, seed=1)
+    (first,) = policy.generate([prompt], params)
+    (second,) = policy.generate([prompt + list(first.token_ids) + prompt[:3]], params)
+    assert policy.cache_hits == 0
+    for row, completion in ((prompt, first), (prompt + list(first.token_ids) + prompt[:3], second)):
+        reference = sequence_logprobs(policy.model, row, completion.token_ids, 0.9)
         assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
