@@ -30,9 +30,11 @@ trainer needs come from the very logits the tokens were drawn from:
    mode appends an observation to the previous prompt and action) runs only its new tokens, right
    after the kept ones. With ``prefix_match = "longest"`` a prompt reuses the kept sequence it
    shares the longest prefix with, also when it is not an extension (an ARPO copy re-samples its
-   parent's last prompt: all of it but the last token is reused). Prompts that reuse nothing (new
-   episodes joining the asynchronous loop's next batch) run whole in a forward of their own and
-   their keys and values are merged in (right-aligned, the gap masked). The kept rows are dropped
+   parent's last prompt: all of it but the last token is reused). Prompts new to the cache that
+   start alike (a GRPO group's copies of one prompt, a system prompt every task shares) run their
+   common head once and reuse it. Prompts that reuse nothing (new episodes joining the
+   asynchronous loop's next batch) run whole in a forward of their own and their keys and values
+   are merged in (right-aligned, the gap masked). The kept rows are dropped
    when the weights change (a version bump or an in-place update of any parameter).
 6. Length groups: a call's rows are split into groups of similar length, each sampled as its own
    batch (a short row is never padded to a long row's width), and every decode step appends into
@@ -51,7 +53,15 @@ import torch
 
 from turngym.agents.kv import plain_layers, reserve
 from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
-from turngym.agents.prefix_cache import NO_REUSE, CachedRow, PrefixStore, Reuse, keep_rows, length_groups
+from turngym.agents.prefix_cache import (
+    NO_REUSE,
+    CachedRow,
+    PrefixStore,
+    Reuse,
+    keep_rows,
+    length_groups,
+    shared_heads,
+)
 from turngym.errors import ConfigError, PolicyError
 
 
@@ -117,6 +127,8 @@ class HFPolicy:
         a copy re-sampling its parent's prompt reuses it). ``extend`` keeps a call's numbers
         independent of an unrelated earlier call; ``longest`` saves more."""
         self._store = PrefixStore()
+        self.min_shared_head = 16
+        """Rows new to the cache that share at least this many leading tokens run them once."""
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused cache entries are not counted)."""
         self.cache_hits = 0
@@ -202,6 +214,8 @@ class HFPolicy:
         completions: dict[int, Completion] = {}
         kept: list[CachedRow] = []
         try:
+            if self.prefix_cache:
+                reuses = self._share_heads(rows, reuses)
             for group in length_groups([len(r) for r in rows]):
                 pick = [rows[i] for i in group], [reuses[i] for i in group], [generators[i] for i in group]
                 done, cached = self._sample(pick[0], pick[1], params, pick[2])
@@ -212,6 +226,26 @@ class HFPolicy:
         if self.prefix_cache:
             self._store.put(kept, stamp)
         return [completions[i] for i in range(len(rows))]
+
+    def _share_heads(self, rows: list[list[int]], reuses: list[Reuse]) -> list[Reuse]:
+        """Rows new to the store that start alike (a GRPO group's copies of one prompt, a shared
+        system prompt) get their common head run once, added to the store for this call and
+        reused like a kept row (:func:`~turngym.agents.prefix_cache.shared_heads`)."""
+        fresh = [i for i, r in enumerate(reuses) if r.row < 0]
+        clusters = shared_heads([rows[i] for i in fresh], min_shared=self.min_shared_head)
+        if not clusters:
+            return reuses
+        heads = [rows[fresh[members[0]]][:n] for members, n in clusters]
+        _, cache, mask, _ = self._run_fresh(heads)
+        kept = keep_rows(cache, mask, heads) if plain_layers(cache) else []
+        if len(kept) != len(heads) or any(row is None for row in kept):
+            return reuses
+        start = self._store.add([row for row in kept if row is not None])
+        out = list(reuses)
+        for c, (members, n) in enumerate(clusters):
+            for m in members:
+                out[fresh[m]] = Reuse(start + c, n)
+        return out
 
     def _sample(
         self,

@@ -9,6 +9,10 @@ last one was never fed). A prompt of the next call reuses one kept row:
   but the prompt's last token (one token must run to give logits), e.g. an ARPO copy re-sampling
   its parent's last prompt.
 
+Within a call, prompts new to the store that start alike share their head: :func:`shared_heads`
+finds them, the head is run once and added to the store for the call, and each prompt reuses it
+(``G`` copies of a GRPO group's prompt cost one prompt's prefill, not ``G``).
+
 Kept per row, the rows of one call can be regrouped freely in the next: :func:`length_groups`
 splits a call into groups of similar length so a short row is never padded to a long row's width
 (decode reads every cached column of every row at each step, so the padding would cost as much
@@ -60,6 +64,12 @@ class PrefixStore:
 
     def put(self, rows: list[CachedRow], stamp: Any) -> None:
         self.rows, self.stamp = rows, stamp
+
+    def add(self, rows: Sequence[CachedRow]) -> int:
+        """Append ``rows`` for the running call (shared heads); returns the index of the first."""
+        start = len(self.rows)
+        self.rows = [*self.rows, *rows]
+        return start
 
     def match(self, prompts: Sequence[Sequence[int]], mode: str, stamp: Any) -> list[Reuse]:
         """What each prompt reuses (``NO_REUSE`` for all when the weights changed)."""
@@ -113,6 +123,49 @@ def keep_rows(cache: Any, mask: torch.Tensor, fed: Sequence[Sequence[int]]) -> l
         layers = tuple((layer.keys[b][:, cols], layer.values[b][:, cols]) for layer in cache.layers)
         out.append(CachedRow(tuple(tokens), layers))
     return out
+
+
+def shared_heads(rows: Sequence[Sequence[int]], *, min_shared: int = 16) -> list[tuple[list[int], int]]:
+    """Clusters of rows that start with the same ``n >= min_shared`` tokens: ``(indices, n)`` each.
+
+    Rows are sorted (lexicographically) and a row joins its predecessor's cluster while the prefix
+    common to the whole cluster stays at least ``min_shared`` long and at least half of what the
+    cluster shared before (so the G copies of a GRPO group's prompt share all of it, not only the
+    system prompt every task has); ``n`` is also capped at the shortest member's length minus one
+    (a row must run one token of its own to give logits). Clusters of one row are left out.
+    Example (``min_shared=2``): ``[[1, 2, 3, 4, 5, 6], [9, 9], [1, 2, 3, 4, 5, 7, 8], [1, 2, 8]]``
+    → ``[([0, 2], 5)]``: rows 0 and 2 share 5 tokens; row 3 shares 2 of them, under half, and
+    ``[9, 9]`` shares nothing (clusters of one are left out).
+    """
+    order = sorted(range(len(rows)), key=lambda i: list(rows[i]))
+    clusters: list[tuple[list[int], int]] = []
+    members: list[int] = []
+    head = 0
+
+    def close() -> None:
+        n = min([head, *(len(rows[i]) - 1 for i in members)]) if len(members) > 1 else 0
+        if n >= min_shared:
+            clusters.append((sorted(members), n))
+
+    for i in order:
+        if members:
+            common = _common_prefix(rows[members[-1]], rows[i])
+            joined = min(head, common) if len(members) > 1 else common
+            if joined >= min_shared and (len(members) == 1 or 2 * joined >= head):
+                members.append(i)
+                head = joined
+                continue
+            close()
+        members, head = [i], 0
+    if members:
+        close()
+    return clusters
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if len(diff) else n
 
 
 def length_groups(lengths: Sequence[int], *, ratio: float = 0.5, min_gap: int = 64) -> list[list[int]]:

@@ -11,7 +11,7 @@ from transformers import MistralConfig, MistralForCausalLM
 from turngym.agents.hf import HFPolicy, sequence_logprobs
 from turngym.agents.kv import RoomyLayer, reserve
 from turngym.agents.policy import SamplingParams
-from turngym.agents.prefix_cache import length_groups
+from turngym.agents.prefix_cache import length_groups, shared_heads
 
 
 def test_length_groups_hand_example() -> None:
@@ -135,4 +135,38 @@ def test_a_sliding_window_model_samples_exactly_and_keeps_no_rows(
     assert policy.cache_hits == 0
     for row, completion in ((prompt, first), (prompt + list(first.token_ids) + prompt[:3], second)):
         reference = sequence_logprobs(policy.model, row, completion.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_shared_heads_hand_example() -> None:
+    rows = [[1, 2, 3, 4, 5, 6], [9, 9], [1, 2, 3, 4, 5, 7, 8], [1, 2, 8]]
+    assert shared_heads(rows, min_shared=2) == [([0, 2], 5)]
+    assert shared_heads(rows, min_shared=6) == []
+    # three tasks x four copies behind one system prompt: each task's copies share all of it
+    system = [7] * 30
+    group = [[*system, *[task] * 40, k] for task in (1, 2, 3) for k in range(4)]
+    assert shared_heads(group, min_shared=16) == [
+        ([0, 1, 2, 3], 70),
+        ([4, 5, 6, 7], 70),
+        ([8, 9, 10, 11], 70),
+    ]
+    assert shared_heads([[5] * 20, [5] * 20], min_shared=16) == [([0, 1], 19)]  # one token left to run
+
+
+def test_a_group_of_copies_runs_its_prompt_once(tiny_dir: Path) -> None:
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    tok = policy.tokenizer
+    prompt = tok.encode("You are in the library. Exits: south, east. Where now?", add_special_tokens=False)
+    assert len(prompt) > 16
+    params = SamplingParams(temperature=0.9, max_new_tokens=4, seed=0)
+    seeds = [10, 11, 12, 13]
+    before = policy.prefilled_tokens
+    together = policy.generate([prompt] * 4, params, seeds=seeds)
+    assert policy.prefilled_tokens - before == len(prompt) - 1 + 4  # the head once, each last token
+    policy.clear_prefix_cache()
+    policy.prefix_cache = False
+    alone = [policy.generate([prompt], params, seeds=[s])[0] for s in seeds]
+    assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+    for completion in together:
+        reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
         assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
