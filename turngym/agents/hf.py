@@ -24,7 +24,8 @@ trainer needs come from the very logits the tokens were drawn from:
    log-probs.
 4. A row stops at an end-of-sequence id (the tokenizer's and the generation config's) or when its
    decoded text contains a stop string; the stop token is part of the sample (it was sampled).
-   A finished row is fed padding with attention mask 0 until the batch is done.
+   A finished row is fed padding with attention mask 0 until half of the batch is done; then the
+   finished rows leave it (their caches kept for the next call) and the others go on.
 5. Prefix reuse (:mod:`~turngym.agents.prefix_cache`): every row's keys and values are kept
    after a call. A prompt of the next call that extends a kept sequence (the agent loop's ``full``
    mode appends an observation to the previous prompt and action) runs only its new tokens, right
@@ -51,7 +52,7 @@ from typing import Any
 
 import torch
 
-from turngym.agents.kv import plain_layers, reserve
+from turngym.agents.kv import plain_layers, reserve, select_rows
 from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
 from turngym.agents.prefix_cache import (
     NO_REUSE,
@@ -268,39 +269,58 @@ class HFPolicy:
         out_top: list[list[tuple[tuple[int, float], ...]]] = [[] for _ in range(batch)]
         finish: list[str | None] = [None] * batch
         eos = torch.tensor(sorted(self.eos_ids), device=device)
+        keep = self.prefix_cache and plain_layers(cache)
+        kept: list[CachedRow | None] = [None] * batch
+        present = list(range(batch))  # the row at each position of the batch tensors
+
+        def fed(i: int) -> list[int]:  # what the cache holds: the prompt and all but the last sample
+            return rows[i] + out_ids[i][:-1]
 
         for step in range(params.max_new_tokens):
             tokens, logprobs, dist = self._pick(logits, params, uniforms[:, step])
-            alive = [i for i in range(batch) if finish[i] is None]
             ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
             top = dist.topk(params.top_logprobs, dim=-1) if params.top_logprobs else None
             tok_list, lp_list = tokens.tolist(), logprobs.tolist()
             is_eos = torch.isin(tokens, eos).tolist()
-            for i in alive:
-                out_ids[i].append(tok_list[i])
-                out_lp[i].append(lp_list[i])
+            for p, i in enumerate(present):
+                if finish[i] is not None:
+                    continue
+                out_ids[i].append(tok_list[p])
+                out_lp[i].append(lp_list[p])
                 if ent is not None:
-                    out_ent[i].append(float(ent[i]))
+                    out_ent[i].append(float(ent[p]))
                 if top is not None:
-                    pairs = zip(top.indices[i].tolist(), top.values[i].tolist(), strict=True)
+                    pairs = zip(top.indices[p].tolist(), top.values[p].tolist(), strict=True)
                     out_top[i].append(tuple(pairs))
-                if is_eos[i] or (params.stop and self._hits_stop(out_ids[i], params.stop)):
+                if is_eos[p] or (params.stop and self._hits_stop(out_ids[i], params.stop)):
                     finish[i] = "stop"
                 elif step + 1 == params.max_new_tokens:
                     finish[i] = "length"
-            if all(f is not None for f in finish):
+            alive = [p for p, i in enumerate(present) if finish[i] is None]
+            if not alive:
                 break
-            live = [finish[i] is None for i in range(batch)]
+            if 2 * len(alive) <= len(present) and plain_layers(cache):  # half are done: drop them
+                gone = [p for p, i in enumerate(present) if finish[i] is not None]
+                if keep:
+                    rows_gone = keep_rows(cache, mask, [fed(present[p]) for p in gone], gone)
+                    for p, row in zip(gone, rows_gone, strict=True):
+                        kept[present[p]] = row
+                index = torch.tensor(alive, device=device)
+                select_rows(cache, index, room=params.max_new_tokens - 1 - step)
+                mask, next_pos, uniforms = (t.index_select(0, index) for t in (mask, next_pos, uniforms))
+                tok_list = [tok_list[p] for p in alive]
+                present = [present[p] for p in alive]
+            live = [finish[i] is None for i in present]
             feed = torch.tensor(
-                [tok_list[i] if live[i] else self.pad_id for i in range(batch)], device=device
+                [tok if on else self.pad_id for tok, on in zip(tok_list, live, strict=True)], device=device
             )
             mask = torch.cat([mask, torch.tensor(live, dtype=mask.dtype, device=device)[:, None]], dim=-1)
             result = self._forward(feed[:, None], mask, next_pos, cache)
             logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
             next_pos = next_pos + 1
-        kept: list[CachedRow | None] = []
-        if self.prefix_cache and plain_layers(cache):  # each prompt and all but its last sampled token
-            kept = keep_rows(cache, mask, [row + out[:-1] for row, out in zip(rows, out_ids, strict=True)])
+        if keep:
+            for i, row in zip(present, keep_rows(cache, mask, [fed(i) for i in present]), strict=True):
+                kept[i] = row
         completions = [
             Completion(
                 token_ids=tuple(out_ids[i]),

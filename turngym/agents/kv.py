@@ -91,3 +91,11 @@ def reserve(cache: Any, room: int) -> None:
             continue
         if layer.is_initialized and layer.keys is not None and layer.keys.numel():
             cache.layers[i] = RoomyLayer.around(layer.keys, layer.values, room)
+
+
+def select_rows(cache: Any, index: torch.Tensor, room: int) -> None:
+    """Keep only the batch rows ``index`` of every layer of a full-attention ``cache``, with room
+    for ``room`` more columns (finished rows leaving a running decode)."""
+    for i, layer in enumerate(cache.layers):
+        keys, values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+        cache.layers[i] = RoomyLayer.around(keys, values, max(room, 0))

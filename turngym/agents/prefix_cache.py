@@ -111,11 +111,14 @@ class PrefixStore:
         return cache, mask.to(keys0.device)
 
 
-def keep_rows(cache: Any, mask: torch.Tensor, fed: Sequence[Sequence[int]]) -> list[CachedRow | None]:
-    """Row ``b`` of a batch cache as a :class:`CachedRow` of the tokens ``fed[b]`` (its attended
-    columns, in order); None for a row whose attended column count is not ``len(fed[b])``."""
+def keep_rows(
+    cache: Any, mask: torch.Tensor, fed: Sequence[Sequence[int]], at: Sequence[int] | None = None
+) -> list[CachedRow | None]:
+    """Batch row ``at[k]`` (default ``k``) of a cache as a :class:`CachedRow` of the tokens
+    ``fed[k]`` (its attended columns, in order); None where the attended column count is not
+    ``len(fed[k])``."""
     out: list[CachedRow | None] = []
-    for b, tokens in enumerate(fed):
+    for b, tokens in zip(range(len(fed)) if at is None else at, fed, strict=True):
         cols = mask[b].nonzero().squeeze(1)
         if len(cols) != len(tokens):
             out.append(None)

@@ -170,3 +170,34 @@ def test_a_group_of_copies_runs_its_prompt_once(tiny_dir: Path) -> None:
     for completion in together:
         reference = sequence_logprobs(policy.model, prompt, completion.token_ids, 0.9)
         assert torch.allclose(torch.tensor(completion.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_finished_rows_leave_the_running_decode(tiny_dir: Path) -> None:
+    """Three rows stop at their first token: the decode goes on with the fourth row alone instead
+    of feeding them padding, and every row's numbers stay those of the row sampled alone."""
+    policy = HFPolicy.from_pretrained(tiny_dir, num_threads=1)
+    tok = policy.tokenizer
+    greedy = SamplingParams(temperature=0, max_new_tokens=8)
+    first = tok.encode("You are in the library. Where now?", add_special_tokens=False)
+    (lead,) = policy.generate([first], greedy)
+    stop_token = lead.token_ids[0]
+    others = ["go", "north", "the hall", "a key", "east of here", "look"]
+    other = next(
+        ids
+        for ids in (tok.encode(t, add_special_tokens=False) for t in others)
+        if stop_token not in policy.generate([ids], greedy)[0].token_ids
+    )
+    policy.eos_ids = policy.eos_ids | {stop_token}
+    policy.clear_prefix_cache()
+    shapes, handle = _record_widths(policy)
+    together = policy.generate([first, first, first, other], greedy)
+    handle.remove()
+    assert [c.token_ids for c in together[:3]] == [(stop_token,)] * 3
+    assert all(c.finish_reason == "stop" for c in together[:3])
+    decode_rows = [rows for rows, width in shapes if width == 1]
+    assert decode_rows and set(decode_rows) == {1}  # the finished rows were dropped at once
+    policy.clear_prefix_cache()
+    (alone,) = policy.generate([other], greedy)
+    assert together[3].token_ids == alone.token_ids and len(alone.token_ids) == 8
+    reference = sequence_logprobs(policy.model, other, alone.token_ids, 0.0)
+    assert torch.allclose(torch.tensor(together[3].logprobs), reference, atol=1e-4, rtol=0)
