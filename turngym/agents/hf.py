@@ -45,15 +45,14 @@ trainer needs come from the very logits the tokens were drawn from:
 from __future__ import annotations
 
 import inspect
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from turngym.agents.kv import plain_layers, reserve, select_rows
-from turngym.agents.policy import Completion, SamplingParams, derive_seed, request_seeds
+from turngym.agents.kv import left_pad, plain_layers, reserve, select_rows
+from turngym.agents.policy import Completion, SamplingParams, request_seeds
 from turngym.agents.prefix_cache import (
     NO_REUSE,
     CachedRow,
@@ -63,6 +62,7 @@ from turngym.agents.prefix_cache import (
     length_groups,
     shared_heads,
 )
+from turngym.agents.sampling import pick, row_generator
 from turngym.errors import ConfigError, PolicyError
 
 
@@ -182,7 +182,7 @@ class HFPolicy:
             raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
         rows = [list(p) for p in prompts for _ in range(params.n)]
         generators = [
-            _row_generator(seed, j, params.n)
+            row_generator(seed, j, params.n)
             for seed in request_seeds(params, len(prompts), seeds)
             for j in range(params.n)
         ]
@@ -277,7 +277,7 @@ class HFPolicy:
             return rows[i] + out_ids[i][:-1]
 
         for step in range(params.max_new_tokens):
-            tokens, logprobs, dist = self._pick(logits, params, uniforms[:, step])
+            tokens, logprobs, dist = pick(logits, params, uniforms[:, step])
             ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
             top = dist.topk(params.top_logprobs, dim=-1) if params.top_logprobs else None
             tok_list, lp_list = tokens.tolist(), logprobs.tolist()
@@ -382,12 +382,12 @@ class HFPolicy:
         width = max(p[2].shape[1] for p in parts)
         cache = parts[0][1]
         for layer, other in zip(cache.layers, parts[1][1].layers, strict=True):
-            layer.keys = torch.cat([_left_pad(layer.keys, width, -2), _left_pad(other.keys, width, -2)])
+            layer.keys = torch.cat([left_pad(layer.keys, width, -2), left_pad(other.keys, width, -2)])
             layer.keys = layer.keys.index_select(0, order)
-            layer.values = torch.cat([_left_pad(layer.values, width, -2), _left_pad(other.values, width, -2)])
+            layer.values = torch.cat([left_pad(layer.values, width, -2), left_pad(other.values, width, -2)])
             layer.values = layer.values.index_select(0, order)
         logits, mask, next_pos = (
-            torch.cat([p[k] if k != 2 else _left_pad(p[k], width, -1) for p in parts]).index_select(0, order)
+            torch.cat([p[k] if k != 2 else left_pad(p[k], width, -1) for p in parts]).index_select(0, order)
             for k in (0, 2, 3)
         )
         return logits, cache, mask, next_pos
@@ -416,44 +416,9 @@ class HFPolicy:
     def _cache_of(result: Any) -> Any:
         return result["cache"] if "cache" in result else result["past_key_values"]
 
-    @staticmethod
-    def _pick(
-        logits: torch.Tensor, params: SamplingParams, uniform: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sampled tokens, their log-probs and the full log-prob rows they came from.
-
-        Row ``b`` takes the first token whose cumulative (kept, unnormalised) probability exceeds
-        ``uniform[b]`` (its own ``U[0, 1)`` draw for this step) times the kept mass.
-        """
-        if params.temperature == 0:
-            dist = torch.log_softmax(logits, dim=-1)
-            tokens = dist.argmax(-1)
-        else:
-            dist = torch.log_softmax(logits / params.temperature, dim=-1)
-            probs = dist.exp()
-            if params.top_p < 1.0:
-                sorted_p, order = probs.sort(dim=-1, descending=True)
-                before = sorted_p.cumsum(-1) - sorted_p  # mass of the strictly more likely tokens
-                sorted_p = sorted_p.masked_fill(before >= params.top_p, 0.0)
-                probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-            cdf = probs.double().cumsum(-1)
-            target = (uniform[:, None] * cdf[:, -1:]).clamp(max=cdf[:, -1:] * (1 - 1e-12))
-            tokens = torch.searchsorted(cdf, target, right=True).squeeze(-1)
-        return tokens, dist.gather(-1, tokens[:, None]).squeeze(-1), dist
-
     def _hits_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False)
         return any(s in tail for s in stop)
-
-
-def _row_generator(seed: int | None, sample: int, n: int) -> torch.Generator:
-    """The CPU generator of sample ``sample`` of a prompt seeded ``seed`` (OS entropy when None)."""
-    generator = torch.Generator()
-    if seed is None:
-        generator.manual_seed(secrets.randbits(63))
-    else:
-        generator.manual_seed(seed if n == 1 else derive_seed(seed, sample))
-    return generator
 
 
 def sequence_logprobs(
@@ -469,13 +434,3 @@ def sequence_logprobs(
     scale = temperature if temperature > 0 else 1.0
     dist = torch.log_softmax(logits / scale, dim=-1)
     return dist.gather(-1, torch.tensor(list(completion), device=ids.device)[:, None]).squeeze(-1)
-
-
-def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    """``tensor`` widened to ``width`` along ``dim`` by zeros in front (masked cache positions)."""
-    missing = width - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)

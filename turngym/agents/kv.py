@@ -99,3 +99,13 @@ def select_rows(cache: Any, index: torch.Tensor, room: int) -> None:
     for i, layer in enumerate(cache.layers):
         keys, values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
         cache.layers[i] = RoomyLayer.around(keys, values, max(room, 0))
+
+
+def left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """``tensor`` widened to ``width`` along ``dim`` by zeros in front (masked cache positions)."""
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
