@@ -16,8 +16,8 @@ Task families (``--env``):
   the settings of ``examples/train_calculator_arpo.yaml``: ARPO against GRPO at the same budget
   (8 trajectories per task), 3 seeds; ARPO branches after calculator results.
 * ``search``: ``turngym/Search-v0`` on the generated knowledge base (BM25, top-1 passage, at most
-  2 searches, EM reward): ARPO against GRPO at the same budget, 3 seeds; ARPO branches after
-  search results.
+  2 searches, EM reward; RL on training questions 0-499, SFT demos from 500-547 of its 552): ARPO
+  against GRPO at the same budget, 3 seeds; ARPO branches after search results.
 * ``maze``: the default training job (Maze 2 × 2, 1-4 turns), the earlier comparison.
 
 Output (``--out``, default ``benchmarks/results/credit_learning_<env>``): ``.json`` with every curve,
@@ -94,7 +94,7 @@ ENVS: dict[str, list[str]] = {
         "loss.aggregation=token-mean",
         "sft.demos=48",
         "sft.steps=120",
-        "sft.task_offset=100000",
+        "sft.task_offset=500",
     ],
     "maze": [],
 }

@@ -18,6 +18,7 @@ import torch
 from turngym.agents.hf import HFPolicy
 from turngym.agents.loop import run_batch
 from turngym.agents.scripted import ExpertPolicy
+from turngym.errors import ConfigError
 from turngym.trainers.batching import collate, trajectory_rows
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.rollout import derive_seed, env_factory, loop_config
@@ -62,6 +63,12 @@ def supervised_finetune(
     """``sft.steps`` AdamW steps of action-token NLL on random mini-batches of the demos' rows."""
     s = config.sft
     rows = [row for t in demos for row in trajectory_rows(t, [1.0] * len(t.turns))]
+    if not rows and s.steps > 0:
+        reasons = sorted({f"{t.stop_reason.value}: {t.metadata.get('error', '')}" for t in demos})
+        raise ConfigError(
+            f"sft: none of the {len(demos)} expert demos played a turn ({'; '.join(reasons)[:300]}); "
+            "check sft.task_offset and sft.demos against the env's number of training tasks"
+        )
     if not rows:
         return {"sft/steps": 0.0}
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)

@@ -250,3 +250,15 @@ def test_an_unknown_random_architecture_is_refused_before_anything_is_written(tm
         "hf:random:gpt-9 is not a known architecture; known: llama-3.2-1b"
     )
     assert not run.exists()
+
+
+def test_sft_refuses_demos_that_never_start(tmp_path: Path) -> None:
+    """A demo task range outside the env's tasks used to fine-tune on nothing and save the model."""
+    result = CliRunner().invoke(
+        app,
+        ["sft", str(tmp_path / "out"), "--set", "env.env_id=turngym/Search-v0", "--set", "env.kwargs={}",
+         "--set", "sft.demos=2", "--set", "sft.task_offset=100000"],
+    )  # fmt: skip
+    assert isinstance(result.exception, ConfigError)  # the console script prints it as one line
+    assert "sft.task_offset" in str(result.exception) and "[0, 552)" in str(result.exception)
+    assert not (tmp_path / "out").exists()
