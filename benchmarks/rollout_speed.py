@@ -47,6 +47,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,8 @@ def async_part(policy: HFPolicy, quick: bool, repeats: int) -> list[Comparison]:
     rows: list[Comparison] = []
     sleepy = LoopConfig(sampling=SamplingParams(max_new_tokens=4, seed=0), max_context_tokens=8192)
     jobs = [(task, 0) for task in range(episodes)]
+    sleepy_env = partial(SleepyEnv, max_turns=4)
     for agent, sampler in (("random", RandomPolicy(tok, seed=0)), ("hf:tiny", policy)):
-        sleepy_env = lambda: SleepyEnv(max_turns=4)  # noqa: E731
         rows += compare("sleepy", agent, sleepy_env, sampler, tok, jobs, sleepy, episodes, repeats)
     varied = LoopConfig(sampling=SamplingParams(max_new_tokens=16, seed=0), max_context_tokens=8192)
     rows += compare(

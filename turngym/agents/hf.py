@@ -121,7 +121,8 @@ class HFPolicy:
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         """Ask for the last position's logits only: a prefill never holds [B, T, V] logits."""
         self.prefix_cache = True
-        """Keep the last call's KV cache and reuse it for prompts that extend its sequences."""
+        """Keep every row's KV cache for the next call's prompts that extend it, and run a head that
+        several new prompts share once (False: every prompt runs whole)."""
         self.prefix_match = "extend"
         """Which prompts reuse the kept cache: ``extend`` (those extending a cached sequence) or
         ``longest`` (any shared prefix; ARPO's branching rollout switches to it while it runs, so
@@ -218,8 +219,8 @@ class HFPolicy:
             if self.prefix_cache:
                 reuses = self._share_heads(rows, reuses)
             for group in length_groups([len(r) for r in rows]):
-                pick = [rows[i] for i in group], [reuses[i] for i in group], [generators[i] for i in group]
-                done, cached = self._sample(pick[0], pick[1], params, pick[2])
+                mine = [rows[i] for i in group], [reuses[i] for i in group], [generators[i] for i in group]
+                done, cached = self._sample(mine[0], mine[1], params, mine[2])
                 completions.update(zip(group, done, strict=True))
                 kept += [c for c in cached if c is not None]
         finally:
@@ -239,9 +240,10 @@ class HFPolicy:
         heads = [rows[fresh[members[0]]][:n] for members, n in clusters]
         _, cache, mask, _ = self._run_fresh(heads)
         kept = keep_rows(cache, mask, heads) if plain_layers(cache) else []
-        if len(kept) != len(heads) or any(row is None for row in kept):
+        whole = [row for row in kept if row is not None]
+        if len(whole) != len(heads):
             return reuses
-        start = self._store.add([row for row in kept if row is not None])
+        start = self._store.add(whole)
         out = list(reuses)
         for c, (members, n) in enumerate(clusters):
             for m in members:
@@ -372,8 +374,9 @@ class HFPolicy:
         kept = [i for i, r in enumerate(reuses) if r.row >= 0]
         new = [i for i, r in enumerate(reuses) if r.row < 0]
         parts = []
-        if kept:
-            parts.append(self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], params))
+        if kept:  # room for the decode too, unless the merge below rebuilds the cache anyway
+            decode_room = 0 if new else params.max_new_tokens - 1
+            parts.append(self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], decode_room))
         if new:
             parts.append(self._run_fresh([rows[i] for i in new]))
         if len(parts) == 1:
@@ -400,11 +403,11 @@ class HFPolicy:
         return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
 
     def _run_cached(
-        self, rows: list[list[int]], reuses: list[Reuse], params: SamplingParams
+        self, rows: list[list[int]], reuses: list[Reuse], decode_room: int
     ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
         suffixes = [row[r.tokens :] for row, r in zip(rows, reuses, strict=True)]
         chunk, chunk_mask = self._left_padded(suffixes, max(len(x) for x in suffixes))
-        past, old_mask = self._store.assemble(reuses, room=chunk.shape[1] + params.max_new_tokens - 1)
+        past, old_mask = self._store.assemble(reuses, room=chunk.shape[1] + decode_room)
         start = torch.tensor([r.tokens for r in reuses], device=self.device)[:, None]
         positions = (start + chunk_mask.cumsum(-1) - 1).clamp(min=0)
         mask = torch.cat([old_mask, chunk_mask], dim=-1)
