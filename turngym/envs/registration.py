@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import importlib.util
+import inspect
 import re
 import warnings
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import gymnasium
 from gymnasium.envs.registration import load_env_creator
 
 from turngym.envs.core import TextEnv
-from turngym.errors import RegistryError, UnknownEnvError
+from turngym.errors import ConfigError, RegistryError, UnknownEnvError
 
 ENTRY_POINT_GROUP = "turngym.envs"
 _ID_RE = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w.:-]*-v\d+$")
@@ -150,10 +151,31 @@ def _importable(module: str) -> bool:
         return False
 
 
+def accepted_kwargs(cls: type) -> set[str] | None:
+    """Keyword arguments ``cls(...)`` takes: its ``__init__``'s named parameters and, while an
+    ``__init__`` passes ``**kwargs`` on, those of the next one up the MRO. ``None`` when the chain
+    ends in a ``**kwargs`` that nothing names (anything may be accepted)."""
+    names: set[str] = set()
+    passed_on = False
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:  # takes nothing: a **kwargs that got this far was swallowed on the way
+            return None if passed_on else names
+        params = list(inspect.signature(init).parameters.values())[1:]  # without self
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        passed_on = any(p.kind is p.VAR_KEYWORD for p in params)
+        if not passed_on:
+            return names
+    return None
+
+
 def make(id: str, **kwargs: Any) -> TextEnv:
     """Build the environment registered as ``id``; ``kwargs`` override the registered defaults.
 
-    An env whose optional modules are not installed is refused with the install command.
+    An env whose optional modules are not installed is refused with the install command; a keyword
+    its class does not take is refused (:class:`~turngym.errors.ConfigError`) with the ones it takes.
     """
     spec(id)
     missing = missing_requirements(id)
@@ -161,6 +183,13 @@ def make(id: str, **kwargs: Any) -> TextEnv:
         extra = _REGISTERED[id].extra
         how = f'pip install -e ".[{extra}]"' if extra else f"pip install {' '.join(missing)}"
         raise RegistryError(f"{id} needs the module(s) {', '.join(missing)}, which are not installed: {how}")
+    entry_point = gymnasium.spec(id).entry_point
+    accepted = accepted_kwargs(load_env_creator(entry_point)) if isinstance(entry_point, str) else None
+    unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(
+            f"{id} takes no argument {', '.join(map(repr, unknown))}; it takes: {', '.join(sorted(accepted))}"
+        )
     env = gymnasium.make(id, disable_env_checker=True, **kwargs)
     if not isinstance(env, TextEnv):
         raise RegistryError(

@@ -193,8 +193,8 @@ def train(
     ``resume=False`` starts a new run in ``config.output_dir``, which must not hold one;
     ``resume=True`` continues the run that directory holds (same settings; ``iterations`` may grow).
     Nothing is written there before the run is accepted (:func:`~turngym.trainers.checkpoint.open_run`,
-    then the policy is built); ``on_start(output_dir)`` is called right after. A finished run is
-    returned as it is (``already_finished``), unchanged.
+    the env built once with its settings, then the policy built); ``on_start(output_dir)`` is called
+    right after. A finished run is returned as it is (``already_finished``), unchanged.
     """
     config.validate()
     world = init_world(config.model.device)
@@ -227,6 +227,9 @@ def _train(
     if opened.finished:
         return TrainResult(json.loads((out / REPORT_FILE).read_text()), out, already_finished=True)
     _check_model_dir(config.model.model)
+    probe = env_factory(config, "train")()  # env settings are part of accepting the run
+    max_turns = probe.max_turns
+    probe.close()
     torch.set_num_threads(config.model.threads)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
@@ -317,9 +320,7 @@ def _train(
     if config.loss.kl_coef:  # the frozen warm start (LoRA: the base model), also after a resume
         warm_start = torch.load(out / WARM_START, map_location="cpu", weights_only=True)
         reference = reference_pass(trained, warm_start)
-    probe = env_factory(config, "train")()
-    settings = update_settings(config, probe.max_turns)
-    probe.close()
+    settings = update_settings(config, max_turns)
     if start < config.iterations:
         c, r = config, config.rollout
         progress.stage(

@@ -106,7 +106,10 @@ def test_eval_prints_the_summary_and_writes_jsonl(tmp_path: Path) -> None:
             ["eval", "turngym/Maze-v0", "-o", "size=9"],
             "error: cannot build turngym/Maze-v0 with options {'size': 9}: size must be between 2 and 5",
         ),
-        (["eval", "turngym/Maze-v0", "-o", "colour=red"], "unexpected keyword argument 'colour'"),
+        (
+            ["eval", "turngym/Maze-v0", "-o", "colour=red"],
+            "error: turngym/Maze-v0 takes no argument 'colour'; it takes: max_obs_chars, max_turns,",
+        ),
         (["eval", "turngym/Maze-v0", "--agent", "gpt"], "error: unknown agent 'gpt'; choose one of expert"),
         (
             ["play", "turngym/Maze-v0", "--task", "-3"],

@@ -5,14 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import gymnasium
 import pytest
 
 import turngym
 from turngym.envs import registration
+from turngym.envs.core import TextEnv
 from turngym.envs.toy.maze import MazeEnv
-from turngym.errors import RegistryError, UnknownEnvError
+from turngym.errors import ConfigError, RegistryError, UnknownEnvError
 
 COUNTER = "tests.unit.foundation.envs_for_tests:CounterEnv"
 
@@ -108,9 +110,29 @@ def test_make_refuses_an_env_that_is_not_a_text_env(registered: list[str]) -> No
         turngym.make("testns/Plain-v0")
 
 
-def test_bad_constructor_argument_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
-        turngym.make("turngym/Maze-v0", colour="red")
+def test_an_argument_the_env_does_not_take_is_named_with_the_ones_it_takes() -> None:
+    with pytest.raises(ConfigError) as err:
+        turngym.make("turngym/Maze-v0", colour="red", size=3)
+    assert str(err.value) == (
+        "turngym/Maze-v0 takes no argument 'colour'; "
+        "it takes: max_obs_chars, max_turns, render_mode, size, split, tasks"
+    )
+
+
+class _Passes(MazeEnv):
+    def __init__(self, delay: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
+class _Open(TextEnv):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+
+def test_accepted_kwargs_follow_the_init_chain_while_it_passes_kwargs_on() -> None:
+    assert registration.accepted_kwargs(_Passes) == registration.accepted_kwargs(MazeEnv) | {"delay"}
+    assert registration.accepted_kwargs(_Open) == {"max_turns", "max_obs_chars", "render_mode"}
+    assert registration.accepted_kwargs(type("Loose", (), {"__init__": lambda self, **kw: None})) is None
 
 
 def test_env_class_is_loaded_without_building_an_env() -> None:

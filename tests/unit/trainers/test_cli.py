@@ -262,3 +262,16 @@ def test_sft_refuses_demos_that_never_start(tmp_path: Path) -> None:
     assert isinstance(result.exception, ConfigError)  # the console script prints it as one line
     assert "sft.task_offset" in str(result.exception) and "[0, 552)" in str(result.exception)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_an_env_argument_the_env_does_not_take_is_refused_before_the_run_directory(
+    tmp_path: Path, command: str
+) -> None:
+    """It used to surface as a TypeError traceback, after train had written its run directory."""
+    out = tmp_path / "out"
+    args = ["train", "-o", str(out)] if command == "train" else ["sft", str(out)]
+    result = CliRunner().invoke(app, [*args, "--set", "env.kwargs.colour=red"])
+    assert isinstance(result.exception, ConfigError)
+    assert "turngym/Maze-v0 takes no argument 'colour'; it takes:" in str(result.exception)
+    assert not out.exists()
