@@ -24,6 +24,7 @@ fused linear–cross-entropy kernels of Liger-Kernel and Apple's Cut Cross-Entro
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -157,6 +158,33 @@ def output_layer(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.Tensor]
     return decoder, head.weight
 
 
+def decoder_output(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """The decoder's last hidden states [B, T, H], taken from a forward of the whole model that
+    asks for one position's logits (``logits_to_keep=1``).
+
+    Going through the model's own forward, not the decoder's, is what lets an FSDP2-sharded model
+    (:func:`~turngym.trainers.distributed.shard`) work: the root module's hooks gather the output
+    layer, which the root keeps unsharded after its forward, and reduce its gradient after the
+    backward; the [B, 1, V] logits are left unused.
+    """
+    decoder, _ = output_layer(model)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
+    if "logits_to_keep" not in inspect.signature(inner.forward).parameters:
+        raise TrainerError(
+            f"{type(inner).__name__}.forward takes no logits_to_keep, which chunked log-probs need; set "
+            "model.logprob_chunk_tokens=0 for the plain path"
+        )
+    seen: list[torch.Tensor] = []
+    handle = decoder.register_forward_hook(lambda _m, _a, out: seen.append(out.last_hidden_state))
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=1)
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
 def chunked_sequence_logprobs(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -169,8 +197,8 @@ def chunked_sequence_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(x_j | x_<j) [B, T] (0 at position 0 and on padding), and the entropies when asked,
     of right-padded rows; only positions whose next token is real reach the head."""
-    decoder, weight = output_layer(model)
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    hidden = decoder_output(model, input_ids, attention_mask)
+    _, weight = output_layer(model)  # read after the forward: a sharded root holds it whole now
     valid = attention_mask[:, 1:].bool()  # position j-1 predicts token j
     logp_n, ent_n = head_logprobs(
         hidden[:, :-1][valid],

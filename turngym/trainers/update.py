@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from turngym.trainers.batching import TrainBatch, sequence_chunks, token_budget_chunks
-from turngym.trainers.distributed import World, is_sharded, reduce_sums
+from turngym.trainers.distributed import World, reduce_sums
 from turngym.trainers.logprobs import chunked_sequence_logprobs, plain_sequence_logprobs
 from turngym.trainers.losses import token_weights, total_loss
 from turngym.trainers.losses.aepo import entropy_scaled_advantages, preserved_tokens
@@ -56,13 +56,11 @@ def token_logprobs(
     """log π(x_j | x_<j) for j ≥ 1 under ``model`` (0 at position 0), fp32.
 
     ``chunk_tokens`` > 0: the memory-bounded head of :mod:`turngym.trainers.logprobs` (0 on
-    padding); 0: the plain path through the full [B, T, V] logits. An FSDP2-sharded model takes the
-    plain path: the head reads the output layer's weight outside the root module's forward, where
-    FSDP keeps it sharded.
+    padding), also for an FSDP2-sharded model; 0: the plain path through the full [B, T, V] logits.
     """
     device = next(model.parameters()).device
     ids, attn = batch.input_ids.to(device), batch.attention_mask.to(device)
-    if chunk_tokens > 0 and not is_sharded(model):
+    if chunk_tokens > 0:
         logp, ent = chunked_sequence_logprobs(
             model, ids, attn, temperature=temperature, with_entropy=with_entropy,
             chunk_tokens=chunk_tokens, vocab_chunk=vocab_chunk,

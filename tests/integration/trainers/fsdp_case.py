@@ -1,14 +1,16 @@
 """One PPO update on a fixed global batch, in one process or as one rank of an FSDP2 learner.
 
-Run as ``torchrun --nproc-per-node N fsdp_case.py OUT.pt``: every rank builds the same model and
-batch, shards the model, runs :func:`~turngym.trainers.update.ppo_update` over the whole batch
-(each rank its share of the micro-batches) and rank 0 saves the diagnostics and the full updated
-weights to ``OUT.pt``. :func:`run` is the same update in the calling process.
+Run as ``torchrun --nproc-per-node N fsdp_case.py OUT.pt [chunked|plain]``: every rank builds the
+same model and batch, shards the model, runs :func:`~turngym.trainers.update.ppo_update` over the
+whole batch (each rank its share of the micro-batches) with log-probs from the chunked head (the
+default) or the full logits, and rank 0 saves the diagnostics and the full updated weights to
+``OUT.pt``. :func:`run` is the same update in the calling process.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -58,8 +60,9 @@ def batch() -> TrainBatch:
     return build_batch(groups, advantages, pad_id=0)
 
 
-def run(learner: torch.nn.Module, world: Any = None) -> dict[str, float]:
-    """The update every process runs (``world``: this rank's :class:`~turngym.trainers.distributed.World`)."""
+def run(learner: torch.nn.Module, world: Any = None, head: str = "chunked") -> dict[str, float]:
+    """The update every process runs (``world``: this rank's :class:`~turngym.trainers.distributed.World`;
+    ``head``: ``chunked`` or ``plain`` log-probs)."""
     from turngym.trainers.distributed import World
 
     optimizer = torch.optim.AdamW(learner.parameters(), lr=1e-2, weight_decay=0.01)
@@ -71,20 +74,20 @@ def run(learner: torch.nn.Module, world: Any = None) -> dict[str, float]:
         optimizer,
         None,
         rows,
-        SETTINGS,
+        SETTINGS if head == "chunked" else replace(SETTINGS, logprob_chunk_tokens=0),
         generator=generator,
         ref_logprobs=reference,
         world=world or World(),
     )
 
 
-def main(out: str) -> None:
+def main(out: str, head: str) -> None:
     from turngym.trainers.distributed import close_world, full_state_dict, init_world, shard
 
     torch.set_num_threads(1)
     world = init_world()
     learner = shard(model(), world)
-    stats = run(learner, world)
+    stats = run(learner, world, head)
     state = full_state_dict(learner)
     if world.main:
         torch.save({"stats": stats, "state": state, "world": world.size}, out)
@@ -92,4 +95,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "chunked")

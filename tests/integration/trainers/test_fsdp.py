@@ -2,7 +2,9 @@
 
 Both run :func:`tests.integration.trainers.fsdp_case.run` on the same global batch: one process
 unsharded, two through ``torchrun`` with the model sharded by ``fully_shard`` and the micro-batches
-dealt to the ranks. The loss diagnostics and every updated weight agree to 1e-5.
+dealt to the ranks, with log-probs from the chunked head (through the root module's forward, so
+FSDP2 gathers the tied output layer and reduces its gradient) and from the full logits. The loss
+diagnostics and every updated weight agree to 1e-5.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ def torchrun(nproc: int, *args: str, timeout: float = 240) -> subprocess.Complet
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_gloo_ranks_take_the_same_step_as_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head", ["chunked", "plain"])
+def test_two_gloo_ranks_take_the_same_step_as_one_process(tmp_path: Path, head: str) -> None:
     single = fsdp_case.model()
-    expected = fsdp_case.run(single)
-    result = torchrun(2, str(Path(fsdp_case.__file__)), str(tmp_path / "out.pt"))
+    expected = fsdp_case.run(single, head=head)
+    result = torchrun(2, str(Path(fsdp_case.__file__)), str(tmp_path / "out.pt"), head)
     assert result.returncode == 0, result.stderr[-3000:]
     got = torch.load(tmp_path / "out.pt", weights_only=False)
     assert got["world"] == 2

@@ -12,7 +12,12 @@ import torch
 from turngym.errors import TrainerError
 from turngym.trainers.batching import TokenRow, collate, token_budget_chunks
 from turngym.trainers.learner import enable_checkpointing
-from turngym.trainers.logprobs import chunked_sequence_logprobs, head_logprobs, plain_sequence_logprobs
+from turngym.trainers.logprobs import (
+    chunked_sequence_logprobs,
+    decoder_output,
+    head_logprobs,
+    plain_sequence_logprobs,
+)
 from turngym.trainers.update import UpdateSettings, batch_logprobs, minibatch_loss, token_logprobs
 
 
@@ -102,6 +107,39 @@ def test_sequence_logprobs_match_the_plain_path_on_real_tokens_and_are_zero_on_p
     torch.testing.assert_close(got[real], ref[real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got_ent[real], ref_ent[real], atol=1e-5, rtol=1e-5)
     assert (got[~real] == 0).all() and (got_ent[~real] == 0).all()
+
+
+def test_decoder_output_is_the_decoders_last_hidden_state_and_no_full_logits(micro_model):
+    batch = padded_batch()
+    ids, attn = batch.input_ids, batch.attention_mask
+    heads: list[torch.Tensor] = []
+    handle = micro_model.lm_head.register_forward_hook(lambda _m, _a, out: heads.append(out))
+    with torch.no_grad():
+        got = decoder_output(micro_model, ids, attn)
+        want = micro_model.model(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
+    handle.remove()
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    assert [h.shape for h in heads] == [(ids.shape[0], 1, 40)]  # one position's logits, not [B, T, V]
+
+
+def test_a_model_without_logits_to_keep_is_told_to_use_the_plain_path(micro_model):
+    class Older(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = micro_model
+
+        def get_decoder(self) -> torch.nn.Module:
+            return self.inner.model
+
+        def get_output_embeddings(self) -> torch.nn.Module:
+            return self.inner.lm_head
+
+        def forward(self, input_ids, attention_mask, use_cache=False):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    batch = padded_batch()
+    with pytest.raises(TrainerError, match=r"takes no logits_to_keep.*model\.logprob_chunk_tokens=0"):
+        decoder_output(Older(), batch.input_ids, batch.attention_mask)
 
 
 def test_token_budget_chunks_hand_example():
