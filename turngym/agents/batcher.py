@@ -26,11 +26,15 @@ for backends that sample per request (``hf``, ``vllm``) an episode's tokens do n
 batch mates, up to floating-point batching effects in the logits (padding width and batch shape
 change the order of floating-point sums; see docs/agents.md).
 
-The ``hf`` backend does not admit a new sequence into a decode that is already running: a request
-that arrives mid-call waits for the next call (at most one completion's decode). What it does
-instead is keep the next call cheap: its prefix cache reuses the previous call's keys and values
-for every row that extends one of that call's sequences, and starts the other rows from blank
-cache rows (:class:`~turngym.agents.hf.HFPolicy`).
+Continuous batching: when ``max_wait_s`` is a number (batches depend on timing anyway) and the
+policy is a :class:`~turngym.agents.policy.ContinuousPolicy` (``hf``), a call also hands each
+completion back the moment its row finishes, so that episode steps its env while the decode goes
+on, and between decode steps the policy takes waiting requests into the running decode (those
+whose length falls in its length group, up to ``max_batch`` rows in all). Requests that do not fit
+wait for the next call. With ``max_wait_s=None`` calls stay whole, which keeps runs repeatable.
+Either way the ``hf`` prefix cache keeps the next prefill cheap: a row that extends a sequence of
+an earlier call (or of one that left the running decode) reuses its keys and values
+(:class:`~turngym.agents.hf.HFPolicy`).
 """
 
 from __future__ import annotations
@@ -38,12 +42,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from turngym.agents.policy import Completion, EnvAwarePolicy, Policy, SamplingParams
+from turngym.agents.policy import (
+    Admission,
+    Completion,
+    ContinuousPolicy,
+    EnvAwarePolicy,
+    Policy,
+    Request,
+    SamplingParams,
+)
 from turngym.errors import ConfigError, PolicyError
 
 
@@ -77,8 +90,13 @@ class PolicyBatcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.batch_sizes: list[int] = []
-        """Size of every call made so far (for metrics and tests)."""
+        """Size of every call made so far when it started (for metrics and tests)."""
+        self.joined = 0
+        """Requests that joined a call already running (continuous batching)."""
+        self.continuous = max_wait_s is not None and isinstance(policy, ContinuousPolicy) and params.n == 1
+        """Whether calls admit requests while they run and deliver each completion when it is done."""
         self._waiting: list[_Request] = []
+        self._lock = threading.Lock()  # _waiting is also read by the policy's thread (continuous)
         self._live = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -105,7 +123,8 @@ class PolicyBatcher:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._serve())
         future: asyncio.Future[Completion] = loop.create_future()
-        self._waiting.append(_Request(key, list(prompt), seed, env, future, time.monotonic()))
+        with self._lock:
+            self._waiting.append(_Request(key, list(prompt), seed, env, future, time.monotonic()))
         self._poke()
         return await future
 
@@ -116,9 +135,10 @@ class PolicyBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for request in self._waiting:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for request in waiting:
             request.future.cancel()
-        self._waiting.clear()
         self._thread.shutdown(wait=True)
 
     # ---- serving ---------------------------------------------------------------------------
@@ -128,7 +148,8 @@ class PolicyBatcher:
 
     def _timeout(self) -> float | None:
         """Seconds until a batch may start, 0 when it may start now, None when only a change can start it."""
-        pending = [r for r in self._waiting if not r.future.done()]
+        with self._lock:
+            pending = [r for r in self._waiting if not r.future.done()]
         if not pending:
             return None
         if len(pending) >= min(self.max_batch, max(self._live, 1)):
@@ -147,35 +168,72 @@ class PolicyBatcher:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
-            self._waiting = [r for r in self._waiting if not r.future.done()]  # drop cancelled ones
-            self._waiting.sort(key=lambda r: r.key)
-            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            with self._lock:
+                waiting = sorted((r for r in self._waiting if not r.future.done()), key=lambda r: r.key)
+                batch, self._waiting = waiting[: self.max_batch], waiting[self.max_batch :]
             self.batch_sizes.append(len(batch))
-            outcomes = await loop.run_in_executor(self._thread, self._call, batch)
-            for request, outcome in zip(batch, outcomes, strict=True):
-                if request.future.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    request.future.set_exception(outcome)
-                else:
-                    request.future.set_result(outcome)
+            outcomes = await loop.run_in_executor(self._thread, self._call, batch, loop)
+            for request, outcome in outcomes:
+                _resolve(request, outcome)
 
-    def _call(self, batch: list[_Request]) -> list[Completion | Exception]:
-        """One completion (or the exception) per request; a failed batch is retried request by request."""
+    def _call(
+        self, batch: list[_Request], loop: asyncio.AbstractEventLoop
+    ) -> list[tuple[_Request, Completion | Exception]]:
+        """One completion (or the exception) per request of the call, also those that joined it; a
+        failed call is retried request by request (those it had not delivered yet)."""
+        served = list(batch)
+        delivered: set[int] = set()
         try:
-            return self._generate(batch)
+            if self.continuous:
+                self._continuous(served, delivered, loop)
+                return []
+            return list(zip(batch, self._generate(batch), strict=True))
         except Exception as exc:  # any backend failure: retried per request below
-            if len(batch) == 1:
-                return [exc]
-        out: list[Completion | Exception] = []
-        for request in batch:
+            left = [r for r in served if id(r) not in delivered]
+            if len(served) == 1:
+                return [(r, exc) for r in left]
+        out: list[tuple[_Request, Completion | Exception]] = []
+        for request in left:
             try:
-                out += self._generate([request])
+                out += zip([request], self._generate([request]), strict=True)
             except Exception as exc:  # this request's own failure
-                out.append(exc)
+                out.append((request, exc))
         return out
 
+    def _continuous(
+        self, served: list[_Request], delivered: set[int], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """One continuous call: ``served`` grows by the requests that join, ``delivered`` holds the
+        ids of those already handed back (each the moment its row finished)."""
+        assert isinstance(self.policy, ContinuousPolicy)
+        by_id = {id(r): r for r in served}
+
+        def take(running: int, fits: Callable[[int], bool]) -> list[Request]:
+            room = self.max_batch - running
+            if room < 1:
+                return []
+            with self._lock:
+                ready = sorted((r for r in self._waiting if not r.future.done()), key=lambda r: r.key)
+                joining = [r for r in ready if fits(len(r.prompt))][:room]
+                chosen = {id(r) for r in joining}
+                self._waiting = [r for r in self._waiting if id(r) not in chosen]
+            served.extend(joining)
+            by_id.update((id(r), r) for r in joining)
+            self.joined += len(joining)
+            return [(id(r), r.prompt, r.seed) for r in joining]
+
+        def deliver(tag: Any, completion: Completion) -> None:
+            delivered.add(tag)
+            loop.call_soon_threadsafe(_resolve, by_id[tag], completion)
+
+        requests = [(id(r), r.prompt, r.seed) for r in served]
+        self.policy.generate_continuous(requests, self.params, Admission(take, deliver))
+        missing = [r for r in served if id(r) not in delivered]
+        if missing:
+            raise PolicyError(f"the policy delivered no completion for {len(missing)} of its requests")
+
     def _generate(self, batch: list[_Request]) -> list[Completion]:
+        """One plain ``generate`` call for ``batch``."""
         if isinstance(self.policy, EnvAwarePolicy):
             self.policy.attach([r.env for r in batch])
         seeds = [r.seed for r in batch]
@@ -185,3 +243,13 @@ class PolicyBatcher:
         if len(completions) != len(batch):
             raise PolicyError(f"policy returned {len(completions)} completions for {len(batch)} prompts")
         return completions
+
+
+def _resolve(request: _Request, outcome: Completion | Exception) -> None:
+    """Settle ``request`` with ``outcome`` unless it is settled (or cancelled) already."""
+    if request.future.done():
+        return
+    if isinstance(outcome, Exception):
+        request.future.set_exception(outcome)
+    else:
+        request.future.set_result(outcome)

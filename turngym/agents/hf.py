@@ -45,14 +45,15 @@ trainer needs come from the very logits the tokens were drawn from:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from turngym.agents.kv import left_pad, plain_layers, reserve, select_rows
-from turngym.agents.policy import Completion, SamplingParams, request_seeds
+from turngym.agents.kv import left_pad, plain_layers, reserve, select_rows, stack_rows
+from turngym.agents.policy import Admission, Completion, Request, SamplingParams, request_seeds
 from turngym.agents.prefix_cache import (
     NO_REUSE,
     CachedRow,
@@ -64,6 +65,36 @@ from turngym.agents.prefix_cache import (
 )
 from turngym.agents.sampling import pick, row_generator
 from turngym.errors import ConfigError, PolicyError
+
+
+@dataclass
+class _RowOut:
+    """What one row has sampled so far."""
+
+    ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
+    top: list[tuple[tuple[int, float], ...]] = field(default_factory=list)
+    finish: str | None = None
+
+
+@dataclass
+class _Batch:
+    """The rows of one decode (it grows when requests join): prompt, tag, generator, output."""
+
+    rows: list[list[int]]
+    tags: list[Any]
+    generators: list[torch.Generator]
+    out: list[_RowOut] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.out = [_RowOut() for _ in self.rows]
+
+    def add(self, rows: list[list[int]], tags: list[Any], generators: list[torch.Generator]) -> None:
+        self.rows += rows
+        self.tags += tags
+        self.generators += generators
+        self.out += [_RowOut() for _ in rows]
 
 
 def load_tokenizer_and_model(
@@ -179,55 +210,93 @@ class HFPolicy:
         """``len(prompts) * params.n`` completions, prompt-major; ``seeds[i]`` seeds prompt ``i``."""
         if not prompts:
             return []
-        if any(len(p) == 0 for p in prompts):
-            raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
         rows = [list(p) for p in prompts for _ in range(params.n)]
         generators = [
             row_generator(seed, j, params.n)
             for seed in request_seeds(params, len(prompts), seeds)
             for j in range(params.n)
         ]
+        done: dict[int, Completion] = {}
+        self._run(rows, list(range(len(rows))), generators, params, done.__setitem__, None)
+        return [done[i] for i in range(len(rows))]
+
+    def generate_continuous(
+        self, requests: Sequence[Request], params: SamplingParams, admission: Admission
+    ) -> None:
+        """Continuous batching (:class:`~turngym.agents.policy.ContinuousPolicy`): between decode
+        steps, requests that ``admission.take`` hands over are prefilled (reusing kept rows like any
+        prompt) and join the running decode when their length falls in its length group; every
+        row's completion goes to ``admission.deliver`` the moment it finishes. A request's seed
+        (OS entropy when None) gives it the same tokens whenever it joins."""
+        if params.n != 1:
+            raise PolicyError(f"generate_continuous samples one completion per request, got n={params.n}")
+        if not requests:
+            return
+        rows = [list(prompt) for _, prompt, _ in requests]
+        generators = [row_generator(seed, 0, 1) for _, _, seed in requests]
+        tags = [tag for tag, _, _ in requests]
+        self._run(rows, tags, generators, params, admission.deliver, admission.take)
+
+    def clear_prefix_cache(self) -> None:
+        """Forget the kept rows: the next call runs every prompt whole."""
+        self._store.clear()
+
+    def _run(
+        self,
+        rows: list[list[int]],
+        tags: list[Any],
+        generators: list[torch.Generator],
+        params: SamplingParams,
+        emit: Callable[[Any, Completion], None],
+        take: Callable[[int, Callable[[int], bool]], list[Request]] | None,
+    ) -> None:
+        if any(len(r) == 0 for r in rows):
+            raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
         threads, training = torch.get_num_threads(), self._model.training
         try:
             if self.num_threads:
                 torch.set_num_threads(self.num_threads)
             self._model.eval()  # sampling never uses dropout, even between the trainer's steps
             with torch.inference_mode():
-                return self._sample_all(rows, params, generators)
+                self._sample_all(rows, tags, params, generators, emit, take)
         except torch.OutOfMemoryError as exc:
             raise PolicyError(f"out of memory sampling a batch of {len(rows)} prompts: {exc}") from exc
         finally:
             torch.set_num_threads(threads)
             self._model.train(training)
 
-    def clear_prefix_cache(self) -> None:
-        """Forget the kept rows: the next call runs every prompt whole."""
-        self._store.clear()
-
     def _sample_all(
-        self, rows: list[list[int]], params: SamplingParams, generators: list[torch.Generator]
-    ) -> list[Completion]:
+        self,
+        rows: list[list[int]],
+        tags: list[Any],
+        params: SamplingParams,
+        generators: list[torch.Generator],
+        emit: Callable[[Any, Completion], None],
+        take: Callable[[int, Callable[[int], bool]], list[Request]] | None,
+    ) -> None:
         """Every row, in length groups; the rows' caches are kept for the next call."""
         stamp = self._weights_stamp()
+        if self._store.stamp != stamp:  # rows from other weights: gone before this call adds any
+            self._store.put([], stamp)
         reuses = (
             self._store.match(rows, self.prefix_match, stamp) if self.prefix_cache else [NO_REUSE] * len(rows)
         )
         self.cache_hits += any(r.row >= 0 for r in reuses)
-        completions: dict[int, Completion] = {}
         kept: list[CachedRow] = []
         try:
             if self.prefix_cache:
                 reuses = self._share_heads(rows, reuses)
             for group in length_groups([len(r) for r in rows]):
-                mine = [rows[i] for i in group], [reuses[i] for i in group], [generators[i] for i in group]
-                done, cached = self._sample(mine[0], mine[1], params, mine[2])
-                completions.update(zip(group, done, strict=True))
-                kept += [c for c in cached if c is not None]
+                batch = _Batch(
+                    rows=[rows[i] for i in group],
+                    tags=[tags[i] for i in group],
+                    generators=[generators[i] for i in group],
+                )
+                kept += self._sample(batch, [reuses[i] for i in group], params, emit, take)
         finally:
             self._store.clear()  # consumed either way
         if self.prefix_cache:
             self._store.put(kept, stamp)
-        return [completions[i] for i in range(len(rows))]
 
     def _share_heads(self, rows: list[list[int]], reuses: list[Reuse]) -> list[Reuse]:
         """Rows new to the store that start alike (a GRPO group's copies of one prompt, a shared
@@ -252,89 +321,143 @@ class HFPolicy:
 
     def _sample(
         self,
-        rows: list[list[int]],
+        batch: _Batch,
         reuses: list[Reuse],
         params: SamplingParams,
-        generators: list[torch.Generator],
-    ) -> tuple[list[Completion], list[CachedRow | None]]:
-        device = self.device
-        batch = len(rows)
-        logits, cache, mask, next_pos = self._prefill(rows, reuses, params)
-        reserve(cache, params.max_new_tokens - 1)  # decode appends in place (kv.py)
-        uniforms = torch.stack(  # [B, max_new_tokens]: row b's draw for each step, from its own stream
-            [torch.rand(params.max_new_tokens, generator=g, dtype=torch.float64) for g in generators]
-        ).to(device)
-
-        out_ids: list[list[int]] = [[] for _ in range(batch)]
-        out_lp: list[list[float]] = [[] for _ in range(batch)]
-        out_ent: list[list[float]] = [[] for _ in range(batch)]
-        out_top: list[list[tuple[tuple[int, float], ...]]] = [[] for _ in range(batch)]
-        finish: list[str | None] = [None] * batch
+        emit: Callable[[Any, Completion], None],
+        take: Callable[[int, Callable[[int], bool]], list[Request]] | None,
+    ) -> list[CachedRow]:
+        """Decode ``batch`` to the end, emitting each row's completion when it finishes; with
+        ``take``, requests admitted between steps join it. Returns the rows' caches to keep."""
+        device, limit = self.device, params.max_new_tokens
+        logits, cache, mask, next_pos = self._prefill(batch.rows, reuses, params)
+        reserve(cache, limit - 1)  # decode appends in place (kv.py)
+        uniforms = self._uniforms(batch.generators, limit)
         eos = torch.tensor(sorted(self.eos_ids), device=device)
         keep = self.prefix_cache and plain_layers(cache)
-        kept: list[CachedRow | None] = [None] * batch
-        present = list(range(batch))  # the row at each position of the batch tensors
-
-        def fed(i: int) -> list[int]:  # what the cache holds: the prompt and all but the last sample
-            return rows[i] + out_ids[i][:-1]
-
-        for step in range(params.max_new_tokens):
-            tokens, logprobs, dist = pick(logits, params, uniforms[:, step])
+        kept: list[CachedRow] = []
+        present = list(range(len(batch.rows)))  # the row at each position of the batch tensors
+        while present:
+            steps = torch.tensor([min(len(batch.out[i].ids), limit - 1) for i in present], device=device)
+            tokens, logprobs, dist = pick(logits, params, uniforms.gather(1, steps[:, None]).squeeze(1))
             ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
             top = dist.topk(params.top_logprobs, dim=-1) if params.top_logprobs else None
             tok_list, lp_list = tokens.tolist(), logprobs.tolist()
             is_eos = torch.isin(tokens, eos).tolist()
             for p, i in enumerate(present):
-                if finish[i] is not None:
+                row = batch.out[i]
+                if row.finish is not None:
                     continue
-                out_ids[i].append(tok_list[p])
-                out_lp[i].append(lp_list[p])
+                row.ids.append(tok_list[p])
+                row.logprobs.append(lp_list[p])
                 if ent is not None:
-                    out_ent[i].append(float(ent[p]))
+                    row.entropies.append(float(ent[p]))
                 if top is not None:
-                    pairs = zip(top.indices[p].tolist(), top.values[p].tolist(), strict=True)
-                    out_top[i].append(tuple(pairs))
-                if is_eos[p] or (params.stop and self._hits_stop(out_ids[i], params.stop)):
-                    finish[i] = "stop"
-                elif step + 1 == params.max_new_tokens:
-                    finish[i] = "length"
-            alive = [p for p, i in enumerate(present) if finish[i] is None]
-            if not alive:
-                break
-            if 2 * len(alive) <= len(present) and plain_layers(cache):  # half are done: drop them
-                gone = [p for p, i in enumerate(present) if finish[i] is not None]
+                    row.top.append(tuple(zip(top.indices[p].tolist(), top.values[p].tolist(), strict=True)))
+                if is_eos[p] or (params.stop and self._hits_stop(row.ids, params.stop)):
+                    row.finish = "stop"
+                elif len(row.ids) == limit:
+                    row.finish = "length"
+                if row.finish is not None:
+                    emit(batch.tags[i], self._completion(row))
+            alive = [p for p, i in enumerate(present) if batch.out[i].finish is None]
+            can_join = take is not None and plain_layers(cache)
+            joining = take(len(alive), self._fits(mask.shape[1])) if can_join else []
+            if joining or (alive and 2 * len(alive) <= len(present) and plain_layers(cache)):
+                gone = [p for p, i in enumerate(present) if batch.out[i].finish is not None]  # they leave
                 if keep:
-                    rows_gone = keep_rows(cache, mask, [fed(present[p]) for p in gone], gone)
-                    for p, row in zip(gone, rows_gone, strict=True):
-                        kept[present[p]] = row
-                index = torch.tensor(alive, device=device)
-                select_rows(cache, index, room=params.max_new_tokens - 1 - step)
+                    kept += self._keep(batch, present, gone, cache, mask)
+                index = torch.tensor(alive, device=device, dtype=torch.long)
+                room = max((limit - len(batch.out[present[p]].ids) for p in alive), default=0)
+                select_rows(cache, index, room=room)
                 mask, next_pos, uniforms = (t.index_select(0, index) for t in (mask, next_pos, uniforms))
                 tok_list = [tok_list[p] for p in alive]
                 present = [present[p] for p in alive]
-            live = [finish[i] is None for i in present]
-            feed = torch.tensor(
-                [tok if on else self.pad_id for tok, on in zip(tok_list, live, strict=True)], device=device
-            )
-            mask = torch.cat([mask, torch.tensor(live, dtype=mask.dtype, device=device)[:, None]], dim=-1)
-            result = self._forward(feed[:, None], mask, next_pos, cache)
-            logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
-            next_pos = next_pos + 1
-        if keep:
-            for i, row in zip(present, keep_rows(cache, mask, [fed(i) for i in present]), strict=True):
-                kept[i] = row
-        completions = [
-            Completion(
-                token_ids=tuple(out_ids[i]),
-                logprobs=tuple(out_lp[i]),
-                text=self.tokenizer.decode(out_ids[i], skip_special_tokens=True),
-                finish_reason="stop" if finish[i] == "stop" else "length",
-                entropies=tuple(out_ent[i]),
-                top_logprobs=tuple(out_top[i]),
-            )
-            for i in range(batch)
-        ]
-        return completions, kept
+                alive = list(range(len(present)))
+            if alive:
+                live = [batch.out[i].finish is None for i in present]
+                feed = [tok if on else self.pad_id for tok, on in zip(tok_list, live, strict=True)]
+                mask = torch.cat([mask, torch.tensor(live, dtype=mask.dtype, device=device)[:, None]], dim=-1)
+                result = self._forward(torch.tensor(feed, device=device)[:, None], mask, next_pos, cache)
+                logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
+                next_pos = next_pos + 1
+            elif not joining:
+                break
+            if joining:
+                running = (logits, cache, mask, next_pos) if alive else None
+                logits, cache, mask, next_pos, fresh = self._admit(batch, joining, params, running)
+                uniforms = torch.cat([uniforms, fresh]) if alive else fresh
+                present = present + list(range(len(batch.rows) - len(joining), len(batch.rows)))
+        if keep and present:
+            kept += self._keep(batch, present, list(range(len(present))), cache, mask)
+        return kept
+
+    def _admit(
+        self,
+        batch: _Batch,
+        joining: list[Request],
+        params: SamplingParams,
+        running: tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prefill the ``joining`` requests (reusing kept rows, also those that left this call),
+        add them to ``batch`` and stack them after the ``running`` rows; returns the merged
+        ``(logits, cache, mask, next_pos)`` and the new rows' uniforms."""
+        rows = [list(prompt) for _, prompt, _ in joining]
+        if any(len(r) == 0 for r in rows):
+            raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
+        reuses = (
+            self._store.match(rows, self.prefix_match, self._store.stamp)
+            if self.prefix_cache
+            else [NO_REUSE] * len(rows)
+        )
+        logits, cache, mask, next_pos = self._prefill(rows, reuses, params)
+        generators = [row_generator(seed, 0, 1) for _, _, seed in joining]
+        batch.add(rows, [tag for tag, _, _ in joining], generators)
+        fresh = self._uniforms(generators, params.max_new_tokens)
+        if running is None:
+            reserve(cache, params.max_new_tokens - 1)
+            return logits, cache, mask, next_pos, fresh
+        r_logits, r_cache, r_mask, r_pos = running
+        width = max(r_mask.shape[1], mask.shape[1])
+        merged = stack_rows([r_cache, cache], room=params.max_new_tokens - 1)
+        return (
+            torch.cat([r_logits, logits]),
+            merged,
+            torch.cat([left_pad(r_mask, width, -1), left_pad(mask, width, -1)]),
+            torch.cat([r_pos, next_pos]),
+            fresh,
+        )
+
+    def _keep(
+        self, batch: _Batch, present: list[int], positions: list[int], cache: Any, mask: torch.Tensor
+    ) -> list[CachedRow]:
+        """The caches of the rows at ``positions`` of the batch, also added to the store so that a
+        request admitted later in this call can reuse them."""
+        fed = [batch.rows[present[p]] + batch.out[present[p]].ids[:-1] for p in positions]
+        rows = [row for row in keep_rows(cache, mask, fed, positions) if row is not None]
+        self._store.add(rows)
+        return rows
+
+    @staticmethod
+    def _fits(width: int) -> Callable[[int], bool]:
+        """Whether a prompt of a given length falls in the length group of a batch ``width`` wide."""
+        return lambda length: len(length_groups([width, length])) == 1
+
+    def _uniforms(self, generators: list[torch.Generator], limit: int) -> torch.Tensor:
+        """``[B, limit]``: row b's draw for each step, from its own stream."""
+        return torch.stack([torch.rand(limit, generator=g, dtype=torch.float64) for g in generators]).to(
+            self.device
+        )
+
+    def _completion(self, row: _RowOut) -> Completion:
+        return Completion(
+            token_ids=tuple(row.ids),
+            logprobs=tuple(row.logprobs),
+            text=self.tokenizer.decode(row.ids, skip_special_tokens=True),
+            finish_reason="stop" if row.finish == "stop" else "length",
+            entropies=tuple(row.entropies),
+            top_logprobs=tuple(row.top),
+        )
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any) -> Any:
         kwargs = {self._cache_kw: past} if past is not None else {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 class RoomyLayer(DynamicLayer):
@@ -99,6 +99,27 @@ def select_rows(cache: Any, index: torch.Tensor, room: int) -> None:
     for i, layer in enumerate(cache.layers):
         keys, values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
         cache.layers[i] = RoomyLayer.around(keys, values, max(room, 0))
+
+
+def stack_rows(caches: list[Any], room: int) -> DynamicCache:
+    """The batch rows of full-attention ``caches`` one after another in one cache (``[B₁ + B₂ + …,
+    H, W, D]`` per layer, ``W`` the widest; each cache's columns right-aligned, zeros in front for
+    its mask to hide) with ``room`` free columns after them, written once into the new buffers."""
+    width = max(cache.layers[0].keys.shape[-2] for cache in caches)
+    out = DynamicCache()
+    for layers in zip(*(cache.layers for cache in caches), strict=True):
+        first = layers[0]
+        rows = sum(layer.keys.shape[0] for layer in layers)
+        kbuf = first.keys.new_zeros((rows, first.keys.shape[1], width + room, first.keys.shape[3]))
+        vbuf = first.values.new_zeros((rows, first.values.shape[1], width + room, first.values.shape[3]))
+        at = 0
+        for layer in layers:
+            n, t = layer.keys.shape[0], layer.keys.shape[-2]
+            kbuf[at : at + n, :, width - t : width] = layer.keys
+            vbuf[at : at + n, :, width - t : width] = layer.values
+            at += n
+        out.layers.append(RoomyLayer(kbuf, vbuf, width))
+    return out
 
 
 def left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:

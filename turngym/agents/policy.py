@@ -41,7 +41,7 @@ The agent loop's entry points (``turngym.agents.loop``), stable for the trainer 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -169,6 +169,35 @@ class Policy(Protocol):
         seeds: Sequence[int] | None = None,
     ) -> list[Completion]:
         """``len(prompts) * params.n`` completions, prompt-major; ``seeds[i]`` seeds prompt ``i``."""
+        ...
+
+
+Request = tuple[Any, Sequence[int], int | None]
+"""One request of a continuous call: ``(tag, prompt, seed)``; the tag names it to :class:`Admission`."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The caller's side of a continuous call (:class:`ContinuousPolicy`)."""
+
+    take: Callable[[int, Callable[[int], bool]], list[Request]]
+    """``take(running, fits)``: waiting requests that join the running decode now (at most the
+    caller's batch limit minus the ``running`` rows, only prompts whose length ``fits``)."""
+    deliver: Callable[[Any, Completion], None]
+    """``deliver(tag, completion)``: called the moment a request's row finishes."""
+
+
+@runtime_checkable
+class ContinuousPolicy(Policy, Protocol):
+    """A policy that admits new requests into a decode that is already running (the ``hf`` backend)
+    and hands each completion back as soon as its row is done, not when the call ends."""
+
+    def generate_continuous(
+        self, requests: Sequence[Request], params: SamplingParams, admission: Admission
+    ) -> None:
+        """Sample one completion (``params.n`` must be 1) for each request and each request
+        ``admission.take`` admits while the call runs, handing each to ``admission.deliver``.
+        An exception leaves the requests not yet delivered to the caller."""
         ...
 
 
