@@ -208,13 +208,15 @@ class PolicyBatcher:
         assert isinstance(self.policy, ContinuousPolicy)
         by_id = {id(r): r for r in served}
 
-        def take(running: int, fits: Callable[[int], bool]) -> list[Request]:
+        def take(running: int, fits: Callable[[int], bool], at_least: int) -> list[Request]:
             room = self.max_batch - running
-            if room < 1:
+            if room < max(at_least, 1):
                 return []
             with self._lock:
                 ready = sorted((r for r in self._waiting if not r.future.done()), key=lambda r: r.key)
                 joining = [r for r in ready if fits(len(r.prompt))][:room]
+                if len(joining) < at_least:
+                    return []
                 chosen = {id(r) for r in joining}
                 self._waiting = [r for r in self._waiting if id(r) not in chosen]
             served.extend(joining)

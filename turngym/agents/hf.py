@@ -160,6 +160,10 @@ class HFPolicy:
         a copy re-sampling its parent's prompt reuses it). ``extend`` keeps a call's numbers
         independent of an unrelated earlier call; ``longest`` saves more."""
         self._store = PrefixStore()
+        self.join_divisor = 4
+        """Continuous batching: waiting requests join a running decode of ``R`` rows once at least
+        ``R // join_divisor`` of them (and at least one) fit; each join costs a prefill forward and
+        a copy of the batch's cache."""
         self.min_shared_head = 16
         """Rows new to the cache that share at least this many leading tokens run them once."""
         self.prefilled_tokens = 0
@@ -248,7 +252,7 @@ class HFPolicy:
         generators: list[torch.Generator],
         params: SamplingParams,
         emit: Callable[[Any, Completion], None],
-        take: Callable[[int, Callable[[int], bool]], list[Request]] | None,
+        take: Callable[[int, Callable[[int], bool], int], list[Request]] | None,
     ) -> None:
         if any(len(r) == 0 for r in rows):
             raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
@@ -272,7 +276,7 @@ class HFPolicy:
         params: SamplingParams,
         generators: list[torch.Generator],
         emit: Callable[[Any, Completion], None],
-        take: Callable[[int, Callable[[int], bool]], list[Request]] | None,
+        take: Callable[[int, Callable[[int], bool], int], list[Request]] | None,
     ) -> None:
         """Every row, in length groups; the rows' caches are kept for the next call."""
         stamp = self._weights_stamp()
@@ -325,7 +329,7 @@ class HFPolicy:
         reuses: list[Reuse],
         params: SamplingParams,
         emit: Callable[[Any, Completion], None],
-        take: Callable[[int, Callable[[int], bool]], list[Request]] | None,
+        take: Callable[[int, Callable[[int], bool], int], list[Request]] | None,
     ) -> list[CachedRow]:
         """Decode ``batch`` to the end, emitting each row's completion when it finishes; with
         ``take``, requests admitted between steps join it. Returns the rows' caches to keep."""
@@ -362,7 +366,8 @@ class HFPolicy:
                     emit(batch.tags[i], self._completion(row))
             alive = [p for p, i in enumerate(present) if batch.out[i].finish is None]
             can_join = take is not None and plain_layers(cache)
-            joining = take(len(alive), self._fits(mask.shape[1])) if can_join else []
+            at_least = max(1, len(alive) // self.join_divisor)  # a prefill of one or two is no bargain
+            joining = take(len(alive), self._fits(mask.shape[1]), at_least) if can_join else []
             if joining or (alive and 2 * len(alive) <= len(present) and plain_layers(cache)):
                 gone = [p for p, i in enumerate(present) if batch.out[i].finish is not None]  # they leave
                 if keep:

@@ -180,9 +180,10 @@ Request = tuple[Any, Sequence[int], int | None]
 class Admission:
     """The caller's side of a continuous call (:class:`ContinuousPolicy`)."""
 
-    take: Callable[[int, Callable[[int], bool]], list[Request]]
-    """``take(running, fits)``: waiting requests that join the running decode now (at most the
-    caller's batch limit minus the ``running`` rows, only prompts whose length ``fits``)."""
+    take: Callable[[int, Callable[[int], bool], int], list[Request]]
+    """``take(running, fits, at_least)``: waiting requests that join the running decode now (at
+    most the caller's batch limit minus the ``running`` rows, only prompts whose length ``fits``),
+    or none while fewer than ``at_least`` of them are there."""
     deliver: Callable[[Any, Completion], None]
     """``deliver(tag, completion)``: called the moment a request's row finishes."""
 

@@ -4,7 +4,8 @@ After a ``generate`` call every row's keys and values are kept, only the columns
 to and in order, with the tokens they encode (the prompt and all but the last sampled token: the
 last one was never fed). A prompt of the next call reuses one kept row:
 
-* ``extend``: a kept row whose tokens the prompt extends, all of it (the agent loop's next turn);
+* ``extend``: the longest kept row whose tokens the prompt extends, all of it (the agent loop's
+  next turn);
 * ``longest``: the kept row sharing the prompt's longest prefix, up to all of it and at most all
   but the prompt's last token (one token must run to give logits), e.g. an ARPO copy re-sampling
   its parent's last prompt.
@@ -75,18 +76,15 @@ class PrefixStore:
         """What each prompt reuses (``NO_REUSE`` for all when the weights changed)."""
         if not self.rows or stamp != self.stamp:
             return [NO_REUSE] * len(prompts)
-        if mode == "extend":
+        if mode == "extend":  # the longest kept row the prompt extends (a whole row beats a shared head)
             out = []
             for prompt in prompts:
-                hit = next(
-                    (
-                        j
-                        for j, row in enumerate(self.rows)
-                        if len(prompt) > len(row.tokens) and tuple(prompt[: len(row.tokens)]) == row.tokens
-                    ),
-                    -1,
-                )
-                out.append(Reuse(hit, len(self.rows[hit].tokens)) if hit >= 0 else NO_REUSE)
+                hits = [
+                    (len(row.tokens), j)
+                    for j, row in enumerate(self.rows)
+                    if len(prompt) > len(row.tokens) and tuple(prompt[: len(row.tokens)]) == row.tokens
+                ]
+                out.append(Reuse(max(hits)[1], max(hits)[0]) if hits else NO_REUSE)
             return out
         picks, keep = shared_prefixes(prompts, [row.tokens for row in self.rows])
         return [Reuse(j, n) if n >= 1 else NO_REUSE for j, n in zip(picks, keep, strict=True)]

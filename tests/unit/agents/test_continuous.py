@@ -31,11 +31,16 @@ class _Script:
         self.joiners, self.takes, self.events = joiners, 0, []
         self.done: dict[Any, Completion] = {}
         self.fits: list[Callable[[int], bool]] = []
+        self.at_least: list[int] = []
 
-    def take(self, running: int, fits: Callable[[int], bool]) -> list[Request]:
+    def take(self, running: int, fits: Callable[[int], bool], at_least: int) -> list[Request]:
         self.takes += 1
         self.fits.append(fits)
+        self.at_least.append(at_least)
         joining = self.joiners.pop(self.takes, [])
+        if len(joining) < at_least:  # not enough to be worth a prefill: they wait for the next take
+            self.joiners[self.takes + 1] = joining + self.joiners.get(self.takes + 1, [])
+            joining = []
         self.events += [("take", self.takes, running)] + [("join", tag) for tag, _, _ in joining]
         return joining
 
@@ -71,6 +76,19 @@ def test_joined_rows_sample_what_they_would_alone_and_finished_rows_leave_at_onc
     running = [e[2] for e in events if e[0] == "take"]
     assert running[:5] == [2, 2, 3, 3, 4]
     for tag, prompt, seed in first + joiners[2] + joiners[4]:
+        _exact(tiny_policy, prompt, seed, script.done[tag])
+
+
+def test_joins_wait_until_a_quarter_of_the_running_rows_can_join_together(tiny_policy: HFPolicy) -> None:
+    tiny_policy.clear_prefix_cache()
+    first = [(k, _prompt(30, k), k) for k in range(8)]
+    script = _Script({1: [("x", _prompt(30, 50), 50)], 3: [("y", _prompt(30, 60), 60)]})
+    tiny_policy.generate_continuous(first, PARAMS, Admission(script.take, script.deliver))
+    assert script.at_least[:3] == [2, 2, 2]  # 8 rows running: at least 8 // 4 = 2 join at once
+    events = script.events
+    assert ("join", "x") not in events[:3] and events.index(("join", "x")) + 1 == events.index(("join", "y"))
+    assert len(script.done) == 10
+    for tag, prompt, seed in [("x", _prompt(30, 50), 50), ("y", _prompt(30, 60), 60)]:
         _exact(tiny_policy, prompt, seed, script.done[tag])
 
 
@@ -130,3 +148,51 @@ def test_async_loop_with_continuous_batching_is_token_exact(tiny_policy: HFPolic
             torch.testing.assert_close(torch.tensor(turn.action_logprobs), reference, atol=1e-4, rtol=0)
             context += turn.action_ids
         assert traj.token_ids == tuple(context)
+
+
+class _Joiner:
+    """A fake continuous policy: its first call waits until two more requests are queued, then
+    takes them with the rules given; every prompt is completed with its own length."""
+
+    name = "joiner"
+
+    def __init__(self) -> None:
+        self.taken: list[list[int]] = []
+        self.plain: list[int] = []
+
+    def generate(self, prompts: Any, params: SamplingParams, seeds: Any = None) -> list[Completion]:
+        self.plain.append(len(prompts))
+        return [Completion((len(p),), (0.0,), str(len(p)), "stop") for p in prompts]
+
+    def generate_continuous(self, requests: Any, params: SamplingParams, admission: Admission) -> None:
+        for tag, prompt, _ in requests:  # handed back before anything joins
+            admission.deliver(tag, Completion((len(prompt),), (0.0,), str(len(prompt)), "stop"))
+        deadline = time.monotonic() + 5
+        joined: list[Request] = []
+        while not self.taken and len(joined) < 2 and time.monotonic() < deadline:  # first call only
+            assert admission.take(3, lambda n: n < 10, 3) == []  # 1 room left, 3 wanted: none
+            joined += admission.take(1, lambda n: n < 10, 2)  # 3 rooms; only short prompts; two at once
+            time.sleep(0.001)
+        self.taken.append([len(p) for _, p, _ in joined])
+        for tag, prompt, _ in joined:
+            admission.deliver(tag, Completion((len(prompt),), (0.0,), str(len(prompt)), "stop"))
+
+
+def test_the_batcher_hands_over_what_fits_and_resolves_each_request_when_delivered() -> None:
+    import asyncio
+
+    async def scenario() -> tuple[list[int], PolicyBatcher, _Joiner, bool]:
+        policy = _Joiner()
+        batcher = PolicyBatcher(policy, SamplingParams(), max_batch=4, max_wait_s=0)
+        first = asyncio.ensure_future(batcher.complete(0, [1] * 3, 0))
+        await asyncio.sleep(0.05)
+        early = first.done()  # delivered while the call still waits for joiners
+        rest = [asyncio.ensure_future(batcher.complete(k, [1] * n, k)) for k, n in ((1, 20), (2, 5), (3, 7))]
+        got = [c.token_ids[0] for c in await asyncio.gather(first, *rest)]
+        await batcher.aclose()
+        return got, batcher, policy, early
+
+    got, batcher, policy, early = asyncio.run(scenario())
+    assert early and got == [3, 20, 5, 7]
+    assert policy.taken == [[5, 7], []] and batcher.joined == 2  # the 20-token prompt did not fit
+    assert batcher.batch_sizes == [1, 1] and policy.plain == []  # it went into a call of its own

@@ -9,9 +9,9 @@ import torch
 from transformers import MistralConfig, MistralForCausalLM
 
 from turngym.agents.hf import HFPolicy, sequence_logprobs
-from turngym.agents.kv import RoomyLayer, reserve
+from turngym.agents.kv import RoomyLayer, reserve, stack_rows
 from turngym.agents.policy import SamplingParams
-from turngym.agents.prefix_cache import length_groups, shared_heads
+from turngym.agents.prefix_cache import CachedRow, PrefixStore, Reuse, length_groups, shared_heads
 
 
 def test_length_groups_hand_example() -> None:
@@ -20,6 +20,39 @@ def test_length_groups_hand_example() -> None:
     assert length_groups([300, 100, 45]) == [[0], [1, 2]]  # 45 is under half of 100 but within 64
     assert length_groups([5, 5, 5]) == [[0, 1, 2]]
     assert length_groups([]) == []
+
+
+def _row(tokens: list[int]) -> CachedRow:
+    kv = torch.zeros(1, len(tokens), 2)
+    return CachedRow(tuple(tokens), ((kv, kv),))
+
+
+def test_extend_reuses_the_longest_kept_row_the_prompt_extends() -> None:
+    store = PrefixStore()
+    # a shared head first, then the whole row of the previous turn, then an unrelated row
+    store.put([_row([1, 2]), _row([1, 2, 3, 4]), _row([9, 9, 9, 9, 9])], stamp="w")
+    got = store.match([[1, 2, 3, 4, 5], [1, 2, 7], [1, 2, 3, 4], [8]], "extend", "w")
+    assert got == [Reuse(1, 4), Reuse(0, 2), Reuse(0, 2), Reuse(-1, 0)]
+    assert store.match([[1, 2, 3, 4, 5]], "extend", "other weights") == [Reuse(-1, 0)]
+
+
+def test_stack_rows_right_aligns_each_cache_with_room_after() -> None:
+    def cache(rows: int, width: int, value: float) -> Any:
+        keys = torch.full((rows, 1, width, 2), value)
+        return stack_rows([_OneLayer(keys)], room=0)
+
+    merged = stack_rows([cache(1, 3, 1.0), cache(2, 5, 2.0)], room=4)
+    layer = merged.layers[0]
+    assert layer.keys.shape == (3, 1, 5, 2) and layer.room == 4
+    assert layer.keys[0, 0, :, 0].tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # the narrow one, left-padded
+    assert layer.keys[1:, 0, :, 0].eq(2.0).all()
+
+
+class _OneLayer:
+    """A stand-in cache of one layer whose keys and values are ``keys``."""
+
+    def __init__(self, keys: torch.Tensor) -> None:
+        self.layers = [RoomyLayer(keys, keys.clone(), keys.shape[-2])]
 
 
 def test_roomy_layer_appends_what_cat_would() -> None:
