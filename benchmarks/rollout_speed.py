@@ -31,7 +31,10 @@ Lock-step vs asynchronous (``--parts async``; both parts run by default), on the
 * ``code``: Code-v0 with the local sandbox (its 2 pooled workers), 16 episodes of the ``expert``
   policy (its solution is run on the hidden tests); lock-step batch of 16 vs 16 in flight.
 
-Each case runs the two engines alternately ``--repeats`` times and reports each engine's median.
+With ``hf:tiny`` a third engine runs the same jobs asynchronously with continuous batching
+(``max_wait_s`` 5 ms: a call starts without waiting for every episode, requests join its running
+decode and completions leave it as they finish). Each case runs its engines alternately
+``--repeats`` times and reports each engine's median.
 
 Prints markdown tables and writes ``benchmarks/results/rollout_speed.json`` (a run of one part
 keeps the other part's results in the file).
@@ -163,19 +166,21 @@ def compare(
     slots: int,
     repeats: int,
 ) -> list[Comparison]:
-    """The same jobs lock-step (batches of ``slots``) and asynchronous (``slots`` in flight),
-    alternating ``repeats`` times; each engine's row is its median run."""
-    walls: dict[str, list[float]] = {"lockstep": [], "async": []}
+    """The same jobs lock-step (batches of ``slots``), asynchronous (``slots`` in flight) and, for
+    ``hf``, asynchronous with continuous batching (``max_wait_s`` 5 ms: requests join running
+    decodes), alternating ``repeats`` times; each engine's row is its median run."""
+    engines = ("lockstep", "async", "continuous") if isinstance(policy, HFPolicy) else ("lockstep", "async")
+    walls: dict[str, list[float]] = {engine: [] for engine in engines}
     trajs: dict[str, list[Trajectory]] = {}
     for _ in range(repeats):
-        for engine in ("lockstep", "async"):
+        for engine in engines:
             start = time.perf_counter()
             if engine == "lockstep":
                 trajs[engine] = run_batch(factory, policy, tokenizer, jobs, replace(config, batch_size=slots))
             else:
-                trajs[engine] = run_episodes(
-                    factory, policy, tokenizer, jobs, config, AsyncSettings(max_concurrent=slots)
-                )
+                wait = 0.005 if engine == "continuous" else None
+                settings = AsyncSettings(max_concurrent=slots, max_wait_s=wait)
+                trajs[engine] = run_episodes(factory, policy, tokenizer, jobs, config, settings)
             walls[engine].append(time.perf_counter() - start)
     return [_comparison(case, agent, engine, trajs[engine], walls[engine]) for engine in walls]
 
@@ -229,11 +234,15 @@ def print_async(rows: list[Comparison]) -> dict[str, float]:
             f"{r.episodes_per_s:.2f} | {r.tokens_per_s:.0f} |"
         )
     ratios = {}
-    for lock, fast in zip(rows[::2], rows[1::2], strict=True):
-        key = f"{lock.case}/{lock.agent}"
+    locks = {(r.case, r.agent): r for r in rows if r.engine == "lockstep"}
+    for fast in rows:
+        lock = locks[fast.case, fast.agent]
+        if fast is lock:
+            continue
+        key = f"{fast.case}/{fast.agent}" + ("" if fast.engine == "async" else f"/{fast.engine}")
         ratios[f"{key}/episodes_per_s"] = fast.episodes_per_s / lock.episodes_per_s
         ratios[f"{key}/tokens_per_s"] = fast.tokens_per_s / lock.tokens_per_s if lock.tokens_per_s else 0.0
-        print(f"{key}: async / lock-step = {ratios[f'{key}/episodes_per_s']:.2f}x episodes/s, "
+        print(f"{key}: {fast.engine} / lock-step = {ratios[f'{key}/episodes_per_s']:.2f}x episodes/s, "
               f"{ratios[f'{key}/tokens_per_s']:.2f}x tokens/s")  # fmt: skip
     return ratios
 

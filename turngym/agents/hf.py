@@ -374,8 +374,10 @@ class HFPolicy:
                     kept += self._keep(batch, present, gone, cache, mask)
                 index = torch.tensor(alive, device=device, dtype=torch.long)
                 room = max((limit - len(batch.out[present[p]].ids) for p in alive), default=0)
-                select_rows(cache, index, room=room)
                 mask, next_pos, uniforms = (t.index_select(0, index) for t in (mask, next_pos, uniforms))
+                start = int(mask.any(0).int().argmax()) if len(alive) else 0  # padding only they had
+                select_rows(cache, index, room=room, start=start)
+                mask = mask[:, start:]
                 tok_list = [tok_list[p] for p in alive]
                 present = [present[p] for p in alive]
                 alive = list(range(len(present)))

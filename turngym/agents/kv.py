@@ -93,11 +93,13 @@ def reserve(cache: Any, room: int) -> None:
             cache.layers[i] = RoomyLayer.around(layer.keys, layer.values, room)
 
 
-def select_rows(cache: Any, index: torch.Tensor, room: int) -> None:
-    """Keep only the batch rows ``index`` of every layer of a full-attention ``cache``, with room
-    for ``room`` more columns (finished rows leaving a running decode)."""
+def select_rows(cache: Any, index: torch.Tensor, room: int, start: int = 0) -> None:
+    """Keep only the batch rows ``index`` of every layer of a full-attention ``cache``, from column
+    ``start`` on (columns every kept row masks), with room for ``room`` more columns (finished rows
+    leaving a running decode)."""
     for i, layer in enumerate(cache.layers):
-        keys, values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+        keys = layer.keys[:, :, start:].index_select(0, index)
+        values = layer.values[:, :, start:].index_select(0, index)
         cache.layers[i] = RoomyLayer.around(keys, values, max(room, 0))
 
 
