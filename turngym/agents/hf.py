@@ -39,12 +39,16 @@ trainer needs come from the very logits the tokens were drawn from:
    when the weights change (a version bump or an in-place update of any parameter).
 6. Length groups: a call's rows are split into groups of similar length, each sampled as its own
    batch (a short row is never padded to a long row's width), and every decode step appends into
-   room reserved ahead in the cache rather than copying it (:mod:`~turngym.agents.kv`).
+   room reserved ahead in the cache rather than copying it (:mod:`~turngym.agents.kv`). The
+   prefill of cached and new rows is :mod:`~turngym.agents.prefill`'s.
+7. Continuous batching (:meth:`HFPolicy.generate_continuous`): between decode steps requests the
+   caller hands over join the running decode (prefilled, then stacked under the running rows),
+   and every row's completion is handed back the moment it finishes. Each row draws the uniform
+   of its own step, so a request samples the same tokens whenever it joins.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +58,7 @@ import torch
 
 from turngym.agents.kv import left_pad, plain_layers, reserve, select_rows, stack_rows
 from turngym.agents.policy import Admission, Completion, Request, SamplingParams, request_seeds
+from turngym.agents.prefill import Prefiller
 from turngym.agents.prefix_cache import (
     NO_REUSE,
     CachedRow,
@@ -61,7 +66,6 @@ from turngym.agents.prefix_cache import (
     Reuse,
     keep_rows,
     length_groups,
-    shared_heads,
 )
 from turngym.agents.sampling import pick, row_generator
 from turngym.errors import ConfigError, PolicyError
@@ -146,11 +150,6 @@ class HFPolicy:
             raise ConfigError("the tokenizer and generation config define no end-of-sequence token")
         self.eos_ids = frozenset(eos)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
-        params = inspect.signature(inner.forward).parameters  # transformers 5 renamed the KV cache
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        """Ask for the last position's logits only: a prefill never holds [B, T, V] logits."""
         self.prefix_cache = True
         """Keep every row's KV cache for the next call's prompts that extend it, and run a head that
         several new prompts share once (False: every prompt runs whole)."""
@@ -160,14 +159,13 @@ class HFPolicy:
         a copy re-sampling its parent's prompt reuses it). ``extend`` keeps a call's numbers
         independent of an unrelated earlier call; ``longest`` saves more."""
         self._store = PrefixStore()
+        self._prefiller = Prefiller(model, self.pad_id, self._store)
         self.join_divisor = 4
         """Continuous batching: waiting requests join a running decode of ``R`` rows once at least
         ``R // join_divisor`` of them (and at least one) fit; each join costs a prefill forward and
         a copy of the batch's cache."""
         self.min_shared_head = 16
         """Rows new to the cache that share at least this many leading tokens run them once."""
-        self.prefilled_tokens = 0
-        """Prompt tokens run through the model so far (reused cache entries are not counted)."""
         self.cache_hits = 0
         """generate() calls that reused the previous call's KV cache."""
 
@@ -181,6 +179,11 @@ class HFPolicy:
     @property
     def model(self) -> torch.nn.Module:
         return self._model
+
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens run through the model so far (reused cache entries are not counted)."""
+        return self._prefiller.prefilled_tokens
 
     @property
     def device(self) -> torch.device:
@@ -289,7 +292,7 @@ class HFPolicy:
         kept: list[CachedRow] = []
         try:
             if self.prefix_cache:
-                reuses = self._share_heads(rows, reuses)
+                reuses = self._prefiller.share_heads(rows, reuses, self.min_shared_head)
             for group in length_groups([len(r) for r in rows]):
                 batch = _Batch(
                     rows=[rows[i] for i in group],
@@ -302,27 +305,6 @@ class HFPolicy:
         if self.prefix_cache:
             self._store.put(kept, stamp)
 
-    def _share_heads(self, rows: list[list[int]], reuses: list[Reuse]) -> list[Reuse]:
-        """Rows new to the store that start alike (a GRPO group's copies of one prompt, a shared
-        system prompt) get their common head run once, added to the store for this call and
-        reused like a kept row (:func:`~turngym.agents.prefix_cache.shared_heads`)."""
-        fresh = [i for i, r in enumerate(reuses) if r.row < 0]
-        clusters = shared_heads([rows[i] for i in fresh], min_shared=self.min_shared_head)
-        if not clusters:
-            return reuses
-        heads = [rows[fresh[members[0]]][:n] for members, n in clusters]
-        _, cache, mask, _ = self._run_fresh(heads)
-        kept = keep_rows(cache, mask, heads) if plain_layers(cache) else []
-        whole = [row for row in kept if row is not None]
-        if len(whole) != len(heads):
-            return reuses
-        start = self._store.add(whole)
-        out = list(reuses)
-        for c, (members, n) in enumerate(clusters):
-            for m in members:
-                out[fresh[m]] = Reuse(start + c, n)
-        return out
-
     def _sample(
         self,
         batch: _Batch,
@@ -334,7 +316,7 @@ class HFPolicy:
         """Decode ``batch`` to the end, emitting each row's completion when it finishes; with
         ``take``, requests admitted between steps join it. Returns the rows' caches to keep."""
         device, limit = self.device, params.max_new_tokens
-        logits, cache, mask, next_pos = self._prefill(batch.rows, reuses, params)
+        logits, cache, mask, next_pos = self._prefiller.run(batch.rows, reuses, limit - 1)
         reserve(cache, limit - 1)  # decode appends in place (kv.py)
         uniforms = self._uniforms(batch.generators, limit)
         eos = torch.tensor(sorted(self.eos_ids), device=device)
@@ -385,8 +367,10 @@ class HFPolicy:
                 live = [batch.out[i].finish is None for i in present]
                 feed = [tok if on else self.pad_id for tok, on in zip(tok_list, live, strict=True)]
                 mask = torch.cat([mask, torch.tensor(live, dtype=mask.dtype, device=device)[:, None]], dim=-1)
-                result = self._forward(torch.tensor(feed, device=device)[:, None], mask, next_pos, cache)
-                logits, cache = result.logits[:, -1, :].float(), self._cache_of(result)
+                result = self._prefiller.forward(
+                    torch.tensor(feed, device=device)[:, None], mask, next_pos, cache
+                )
+                logits, cache = result.logits[:, -1, :].float(), Prefiller.cache_of(result)
                 next_pos = next_pos + 1
             elif not joining:
                 break
@@ -417,7 +401,7 @@ class HFPolicy:
             if self.prefix_cache
             else [NO_REUSE] * len(rows)
         )
-        logits, cache, mask, next_pos = self._prefill(rows, reuses, params)
+        logits, cache, mask, next_pos = self._prefiller.run(rows, reuses, params.max_new_tokens - 1)
         generators = [row_generator(seed, 0, 1) for _, _, seed in joining]
         batch.add(rows, [tag for tag, _, _ in joining], generators)
         fresh = self._uniforms(generators, params.max_new_tokens)
@@ -466,88 +450,9 @@ class HFPolicy:
             top_logprobs=tuple(row.top),
         )
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, past: Any) -> Any:
-        kwargs = {self._cache_kw: past} if past is not None else {}
-        return self._model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **kwargs,
-            **self._last_only,
-        )
-
-    def _left_padded(self, rows: Sequence[Sequence[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            if row:
-                ids[i, width - len(row) :] = torch.tensor(row)
-                mask[i, width - len(row) :] = 1
-        return ids.to(self.device), mask.to(self.device)
-
     def _weights_stamp(self) -> tuple[int, tuple[int, ...]]:
         """Changes whenever the weights do (update_weights, or an optimizer step in place)."""
         return self.version, tuple(p._version for p in self._model.parameters())
-
-    def _prefill(
-        self, rows: list[list[int]], reuses: list[Reuse], params: SamplingParams
-    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
-        """Run the prompts: float32 logits of their last position ``[B, V]``, the KV cache, its
-        attention mask ``[B, T]`` and each row's next position ``[B, 1]``.
-
-        Rows that reuse a kept row run only their new tokens on top of it; rows new to the store
-        run on their own without a cache (so they are neither padded to the others' width nor
-        attend over masked cache entries), and the two caches are merged, each row's entries
-        right-aligned and the gap masked.
-        """
-        kept = [i for i, r in enumerate(reuses) if r.row >= 0]
-        new = [i for i, r in enumerate(reuses) if r.row < 0]
-        parts = []
-        if kept:  # room for the decode too, unless the merge below rebuilds the cache anyway
-            decode_room = 0 if new else params.max_new_tokens - 1
-            parts.append(self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], decode_room))
-        if new:
-            parts.append(self._run_fresh([rows[i] for i in new]))
-        if len(parts) == 1:
-            return parts[0]
-        order = torch.tensor([[*kept, *new].index(i) for i in range(len(rows))], device=self.device)
-        width = max(p[2].shape[1] for p in parts)
-        cache = parts[0][1]
-        for layer, other in zip(cache.layers, parts[1][1].layers, strict=True):
-            layer.keys = torch.cat([left_pad(layer.keys, width, -2), left_pad(other.keys, width, -2)])
-            layer.keys = layer.keys.index_select(0, order)
-            layer.values = torch.cat([left_pad(layer.values, width, -2), left_pad(other.values, width, -2)])
-            layer.values = layer.values.index_select(0, order)
-        logits, mask, next_pos = (
-            torch.cat([p[k] if k != 2 else left_pad(p[k], width, -1) for p in parts]).index_select(0, order)
-            for k in (0, 2, 3)
-        )
-        return logits, cache, mask, next_pos
-
-    def _run_fresh(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
-        chunk, mask = self._left_padded(rows, max(len(r) for r in rows))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        self.prefilled_tokens += int(mask.sum())
-        result = self._forward(chunk, mask, positions, None)
-        return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
-
-    def _run_cached(
-        self, rows: list[list[int]], reuses: list[Reuse], decode_room: int
-    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
-        suffixes = [row[r.tokens :] for row, r in zip(rows, reuses, strict=True)]
-        chunk, chunk_mask = self._left_padded(suffixes, max(len(x) for x in suffixes))
-        past, old_mask = self._store.assemble(reuses, room=chunk.shape[1] + decode_room)
-        start = torch.tensor([r.tokens for r in reuses], device=self.device)[:, None]
-        positions = (start + chunk_mask.cumsum(-1) - 1).clamp(min=0)
-        mask = torch.cat([old_mask, chunk_mask], dim=-1)
-        self.prefilled_tokens += int(chunk_mask.sum())
-        result = self._forward(chunk, mask, positions, past)
-        return result.logits[:, -1, :].float(), self._cache_of(result), mask, positions[:, -1:] + 1
-
-    @staticmethod
-    def _cache_of(result: Any) -> Any:
-        return result["cache"] if "cache" in result else result["past_key_values"]
 
     def _hits_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
         tail = self.tokenizer.decode(ids[-32:], skip_special_tokens=False)
