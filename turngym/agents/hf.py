@@ -316,14 +316,13 @@ class HFPolicy:
         """Decode ``batch`` to the end, emitting each row's completion when it finishes; with
         ``take``, requests admitted between steps join it. Returns the rows' caches to keep."""
         device, limit = self.device, params.max_new_tokens
-        logits, cache, mask, next_pos = self._prefiller.run(batch.rows, reuses, limit - 1)
+        logits, cache, mask, next_pos, present = self._prefiller.run(batch.rows, reuses, limit - 1)
         reserve(cache, limit - 1)  # decode appends in place (kv.py)
-        uniforms = self._uniforms(batch.generators, limit)
+        uniforms = self._uniforms([batch.generators[i] for i in present], limit)
         eos = torch.tensor(sorted(self.eos_ids), device=device)
         keep = self.prefix_cache and plain_layers(cache)
         kept: list[CachedRow] = []
-        present = list(range(len(batch.rows)))  # the row at each position of the batch tensors
-        while present:
+        while present:  # present[p]: the row at position p of the batch tensors
             steps = torch.tensor([min(len(batch.out[i].ids), limit - 1) for i in present], device=device)
             tokens, logprobs, dist = pick(logits, params, uniforms.gather(1, steps[:, None]).squeeze(1))
             ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
@@ -376,9 +375,9 @@ class HFPolicy:
                 break
             if joining:
                 running = (logits, cache, mask, next_pos) if alive else None
-                logits, cache, mask, next_pos, fresh = self._admit(batch, joining, params, running)
+                logits, cache, mask, next_pos, fresh, joined = self._admit(batch, joining, params, running)
                 uniforms = torch.cat([uniforms, fresh]) if alive else fresh
-                present = present + list(range(len(batch.rows) - len(joining), len(batch.rows)))
+                present = present + joined
         if keep and present:
             kept += self._keep(batch, present, list(range(len(present))), cache, mask)
         return kept
@@ -389,10 +388,10 @@ class HFPolicy:
         joining: list[Request],
         params: SamplingParams,
         running: tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
         """Prefill the ``joining`` requests (reusing kept rows, also those that left this call),
         add them to ``batch`` and stack them after the ``running`` rows; returns the merged
-        ``(logits, cache, mask, next_pos)`` and the new rows' uniforms."""
+        ``(logits, cache, mask, next_pos)``, the new positions' uniforms and their rows."""
         rows = [list(prompt) for _, prompt, _ in joining]
         if any(len(r) == 0 for r in rows):
             raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
@@ -401,13 +400,14 @@ class HFPolicy:
             if self.prefix_cache
             else [NO_REUSE] * len(rows)
         )
-        logits, cache, mask, next_pos = self._prefiller.run(rows, reuses, params.max_new_tokens - 1)
+        logits, cache, mask, next_pos, order = self._prefiller.run(rows, reuses, params.max_new_tokens - 1)
         generators = [row_generator(seed, 0, 1) for _, _, seed in joining]
+        joined = [len(batch.rows) + j for j in order]
         batch.add(rows, [tag for tag, _, _ in joining], generators)
-        fresh = self._uniforms(generators, params.max_new_tokens)
+        fresh = self._uniforms([generators[j] for j in order], params.max_new_tokens)
         if running is None:
             reserve(cache, params.max_new_tokens - 1)
-            return logits, cache, mask, next_pos, fresh
+            return logits, cache, mask, next_pos, fresh, joined
         r_logits, r_cache, r_mask, r_pos = running
         width = max(r_mask.shape[1], mask.shape[1])
         merged = stack_rows([r_cache, cache], room=params.max_new_tokens - 1)
@@ -417,6 +417,7 @@ class HFPolicy:
             torch.cat([left_pad(r_mask, width, -1), left_pad(mask, width, -1)]),
             torch.cat([r_pos, next_pos]),
             fresh,
+            joined,
         )
 
     def _keep(

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from turngym.agents.kv import left_pad, plain_layers
+from turngym.agents.kv import left_pad, plain_layers, stack_rows
 from turngym.agents.prefix_cache import PrefixStore, Reuse, keep_rows, shared_heads
 
 
@@ -86,39 +86,34 @@ class Prefiller:
 
     def run(
         self, rows: list[list[int]], reuses: list[Reuse], decode_steps: int
-    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
-        """Run the prompts: float32 logits of their last position ``[B, V]``, the KV cache, its
-        attention mask ``[B, T]`` and each row's next position ``[B, 1]``.
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor, list[int]]:
+        """Run the prompts: float32 logits of their last position ``[B, V]``, the KV cache (with
+        ``decode_steps`` columns of room for the decode's appends), its attention mask ``[B, T]``,
+        each row's next position ``[B, 1]``, and which row sits at each batch position.
 
         Rows that reuse a kept row run only their new tokens on top of it; rows new to the store
         run on their own without a cache (so they are neither padded to the others' width nor
-        attend over masked cache entries), and the two caches are merged, each row's entries
-        right-aligned and the gap masked. A cache built of kept rows alone gets ``decode_steps``
-        columns of room for the decode's appends.
+        attend over masked cache entries). When there are both, the batch holds the reusing rows
+        first, then the new ones, each cache written once into the merged one (right-aligned, the
+        gap masked).
         """
         kept = [i for i, r in enumerate(reuses) if r.row >= 0]
         new = [i for i, r in enumerate(reuses) if r.row < 0]
-        parts = []
-        if kept:  # room for the decode too, unless the merge below rebuilds the cache anyway
-            decode_room = 0 if new else decode_steps
-            parts.append(self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], decode_room))
-        if new:
-            parts.append(self.run_fresh([rows[i] for i in new]))
-        if len(parts) == 1:
-            return parts[0]
-        order = torch.tensor([[*kept, *new].index(i) for i in range(len(rows))], device=self.device)
-        width = max(p[2].shape[1] for p in parts)
-        cache = parts[0][1]
-        for layer, other in zip(cache.layers, parts[1][1].layers, strict=True):
-            layer.keys = torch.cat([left_pad(layer.keys, width, -2), left_pad(other.keys, width, -2)])
-            layer.keys = layer.keys.index_select(0, order)
-            layer.values = torch.cat([left_pad(layer.values, width, -2), left_pad(other.values, width, -2)])
-            layer.values = layer.values.index_select(0, order)
-        logits, mask, next_pos = (
-            torch.cat([p[k] if k != 2 else left_pad(p[k], width, -1) for p in parts]).index_select(0, order)
-            for k in (0, 2, 3)
+        if not new:
+            return (*self._run_cached(rows, reuses, decode_steps), kept)
+        fresh = self.run_fresh([rows[i] for i in new])
+        if not kept:
+            return (*fresh, new)
+        cached = self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], 0)
+        parts = (cached, fresh)  # kept rows only exist for full-attention caches (prefix_cache.py)
+        width = max(part[2].shape[1] for part in parts)
+        return (
+            torch.cat([part[0] for part in parts]),
+            stack_rows([part[1] for part in parts], room=decode_steps),
+            torch.cat([left_pad(part[2], width, -1) for part in parts]),
+            torch.cat([part[3] for part in parts]),
+            kept + new,
         )
-        return logits, cache, mask, next_pos
 
     def run_fresh(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
         """Rows run whole, without a cache; returns what :meth:`run` does."""
