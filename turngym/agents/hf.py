@@ -319,32 +319,10 @@ class HFPolicy:
         logits, cache, mask, next_pos, present = self._prefiller.run(batch.rows, reuses, limit - 1)
         reserve(cache, limit - 1)  # decode appends in place (kv.py)
         uniforms = self._uniforms([batch.generators[i] for i in present], limit)
-        eos = torch.tensor(sorted(self.eos_ids), device=device)
         keep = self.prefix_cache and plain_layers(cache)
         kept: list[CachedRow] = []
         while present:  # present[p]: the row at position p of the batch tensors
-            steps = torch.tensor([min(len(batch.out[i].ids), limit - 1) for i in present], device=device)
-            tokens, logprobs, dist = pick(logits, params, uniforms.gather(1, steps[:, None]).squeeze(1))
-            ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
-            top = dist.topk(params.top_logprobs, dim=-1) if params.top_logprobs else None
-            tok_list, lp_list = tokens.tolist(), logprobs.tolist()
-            is_eos = torch.isin(tokens, eos).tolist()
-            for p, i in enumerate(present):
-                row = batch.out[i]
-                if row.finish is not None:
-                    continue
-                row.ids.append(tok_list[p])
-                row.logprobs.append(lp_list[p])
-                if ent is not None:
-                    row.entropies.append(float(ent[p]))
-                if top is not None:
-                    row.top.append(tuple(zip(top.indices[p].tolist(), top.values[p].tolist(), strict=True)))
-                if is_eos[p] or (params.stop and self._hits_stop(row.ids, params.stop)):
-                    row.finish = "stop"
-                elif len(row.ids) == limit:
-                    row.finish = "length"
-                if row.finish is not None:
-                    emit(batch.tags[i], self._completion(row))
+            tok_list = self._draw(batch, present, logits, uniforms, params, emit)
             alive = [p for p, i in enumerate(present) if batch.out[i].finish is None]
             can_join = take is not None and plain_layers(cache)
             at_least = max(1, len(alive) // self.join_divisor)  # a prefill of one or two is no bargain
@@ -381,6 +359,43 @@ class HFPolicy:
         if keep and present:
             kept += self._keep(batch, present, list(range(len(present))), cache, mask)
         return kept
+
+    def _draw(
+        self,
+        batch: _Batch,
+        present: list[int],
+        logits: torch.Tensor,
+        uniforms: torch.Tensor,
+        params: SamplingParams,
+        emit: Callable[[Any, Completion], None],
+    ) -> list[int]:
+        """Sample a token at every batch position (``present[p]`` is its row) from ``logits``
+        ``[P, V]`` with each row's uniform for its own step, record it for the rows still going and
+        emit the completion of each row that finishes now; returns the sampled ids."""
+        limit = params.max_new_tokens
+        steps = torch.tensor([min(len(batch.out[i].ids), limit - 1) for i in present], device=logits.device)
+        tokens, logprobs, dist = pick(logits, params, uniforms.gather(1, steps[:, None]).squeeze(1))
+        ent = -(dist.exp() * dist).nan_to_num().sum(-1) if params.entropies else None
+        top = dist.topk(params.top_logprobs, dim=-1) if params.top_logprobs else None
+        tok_list, lp_list = tokens.tolist(), logprobs.tolist()
+        is_eos = torch.isin(tokens, torch.tensor(sorted(self.eos_ids), device=tokens.device)).tolist()
+        for p, i in enumerate(present):
+            row = batch.out[i]
+            if row.finish is not None:
+                continue
+            row.ids.append(tok_list[p])
+            row.logprobs.append(lp_list[p])
+            if ent is not None:
+                row.entropies.append(float(ent[p]))
+            if top is not None:
+                row.top.append(tuple(zip(top.indices[p].tolist(), top.values[p].tolist(), strict=True)))
+            if is_eos[p] or (params.stop and self._hits_stop(row.ids, params.stop)):
+                row.finish = "stop"
+            elif len(row.ids) == limit:
+                row.finish = "length"
+            if row.finish is not None:
+                emit(batch.tags[i], self._completion(row))
+        return tok_list
 
     def _admit(
         self,
