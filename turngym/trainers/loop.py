@@ -3,7 +3,8 @@
 Setup: build/load the policy (``hf:tiny`` by default) and the learner around it (dtype, gradient
 checkpointing, LoRA, optimizer: :mod:`turngym.trainers.learner`), then either resume from the run's latest
 checkpoint or warm-start with SFT (:mod:`turngym.trainers.sft`), evaluate that warm start on
-held-out tasks and checkpoint it as iteration 0. Then, per iteration:
+held-out tasks and checkpoint it as iteration 0 (those phases: :mod:`turngym.trainers.phases`).
+Then, per iteration:
 
 1. ``collect_rollouts``: G rollouts per task (same task and env seed per group), rewards shaped by
    the invalid-action penalty; a group with an infrastructure failure is re-rolled, then dropped
@@ -55,7 +56,7 @@ from turngym.trainers.april.rollout import PartialRollouts, turn_lags, version_l
 from turngym.trainers.arpo.attribution import attribute
 from turngym.trainers.arpo.metrics import arpo_metrics
 from turngym.trainers.batching import build_batch, informative_groups
-from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, restore_rng, save_checkpoint
+from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, save_checkpoint
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.dashboard import DASHBOARD_DIR, write_dashboards
 from turngym.trainers.distributed import (
@@ -64,32 +65,27 @@ from turngym.trainers.distributed import (
     close_world,
     full_state_dict,
     init_world,
-    load_full_state_dict,
-    load_sharded,
     save_checkpoint_sharded,
 )
 from turngym.trainers.learner import ReferencePass, build_learner, reference_pass
-from turngym.trainers.lora import load_model_state, model_state, save_model
+from turngym.trainers.lora import save_model
 from turngym.trainers.losses.tis import tis_weights
-from turngym.trainers.metrics import MetricsLog, ProgressReport, format_success, plot_run, read_metrics
+from turngym.trainers.metrics import MetricsLog, ProgressReport, plot_run, read_metrics
+from turngym.trainers.phases import WARM_START, evaluate_iteration, restore, warm_start
 from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rollout import (
     collect_rollouts,
     derive_seed,
     env_factory,
-    evaluate,
     rollout_metrics,
     shape_rewards,
     trainable,
 )
 from turngym.trainers.rollout_log import TokenText, rollouts_due, write_rollouts
 from turngym.trainers.rundir import write_env_record
-from turngym.trainers.sft import expert_demos, load_policy, supervised_finetune
+from turngym.trainers.sft import load_policy
 from turngym.trainers.update import UpdateSettings, batch_logprobs, ppo_update
 from turngym.trajectory import Trajectory
-
-WARM_START = "warm_start.pt"
-"""The post-SFT weights (the KL reference), kept in the run directory."""
 
 
 @dataclass(frozen=True)
@@ -265,20 +261,7 @@ def _train(
     ckpt = opened.checkpoint
     if ckpt is not None:
         progress.stage(f"resuming {out} after iteration {ckpt.iteration} of {config.iterations}")
-        if ckpt.sharded != world.distributed:
-            kind = (
-                "several processes (resume it with --nproc)" if ckpt.sharded else "one process (no --nproc)"
-            )
-            raise ConfigError(f"{ckpt.path} was written by {kind}")
-        if ckpt.sharded:
-            load_sharded(ckpt.path, model, optimizer)
-            policy.update_weights(full_state_dict(model))
-        else:
-            load_model_state(model, ckpt.model)
-            policy.update_weights({})  # a sampler apart from the learner (vllm) gets the restored weights
-            optimizer.load_state_dict(ckpt.optimizer)
-        scheduler.load_state_dict(ckpt.scheduler)
-        restore_rng(ckpt.rng)
+        restore(ckpt, policy, learner, world)
         history.update(ckpt.history)
         start = ckpt.iteration
         log = _metrics_log(out, start, config, world)
@@ -287,40 +270,15 @@ def _train(
         progress.stage(f"run directory {out}")
         log = _metrics_log(out, None, config, world)
         history.update({"sft": {}, "evals": [], "resumed_at": []})
-        if config.sft.enabled:
-            progress.stage(
-                f"SFT warm start: {config.sft.steps} steps on {config.sft.demos} expert demos of "
-                f"{config.env.env_id}"
-            )
-            t0 = time.perf_counter()
-            history["sft"] = supervised_finetune(  # every rank the same steps on its own full copy
-                policy.model, policy.pad_id, expert_demos(policy.tokenizer, config), config
-            )
-            if world.distributed:
-                load_full_state_dict(model, policy.model.state_dict())
-            history["sft"]["sft/seconds"] = time.perf_counter() - t0
-            sft = history["sft"]
-            progress.stage(
-                f"SFT: loss {sft.get('sft/loss_first', 0.0):.3f} -> {sft.get('sft/loss_last', 0.0):.3f} "
-                f"in {sft['sft/seconds']:.0f} s"
-            )
-        policy.update_weights({})
-        if world.main:
-            progress.stage(f"evaluating the warm start on {config.eval.episodes} held-out episodes")
-            warm = {**evaluate(policy, policy.tokenizer, config), **history["sft"]}
-            progress.stage(f"warm start: held-out success {_held_out(warm)}")
-            history["evals"].append({"iteration": 0, **warm})
-            log.write(0, warm)
-            torch.save(model_state(trained), out / WARM_START)
+        warm_start(config, policy, learner, trained, world, history, log, progress)
         start = 0
         barrier(world)
         checkpoint(0)
 
     reference = None
     if config.loss.kl_coef:  # the frozen warm start (LoRA: the base model), also after a resume
-        warm_start = torch.load(out / WARM_START, map_location="cpu", weights_only=True)
-        reference = reference_pass(trained, warm_start)
-    settings = update_settings(config, max_turns)
+        warm_weights = torch.load(out / WARM_START, map_location="cpu", weights_only=True)
+        reference = reference_pass(trained, warm_weights)
     if start < config.iterations:
         c, r = config, config.rollout
         progress.stage(
@@ -331,23 +289,21 @@ def _train(
     april = PartialRollouts() if config.rollout.april.enabled else None
     if april is not None and world.distributed:
         raise ConfigError("rollout.april runs in one process; launch the run without torchrun")
-    for iteration in range(start + 1, config.iterations + 1):
-        metrics = run_iteration(
-            config, policy, optimizer, scheduler, settings, iteration, reference, learner=model, world=world,
-            april=april,
-        )  # fmt: skip
-        if world.main and (iteration % config.eval.every == 0 or iteration == config.iterations):
-            t0 = time.perf_counter()
-            result = evaluate(policy, policy.tokenizer, config)
-            metrics.update(result)
-            metrics["perf/eval_s"] = time.perf_counter() - t0
-            history["evals"].append({"iteration": iteration, **result})
-        log.write(iteration, metrics)
-        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-            checkpoint(iteration)
-        progress.iteration(iteration, metrics)
-    if april is not None:  # the episodes still carried
-        april.close()
+    settings = update_settings(config, max_turns)
+    try:
+        for iteration in range(start + 1, config.iterations + 1):
+            metrics = run_iteration(
+                config, policy, optimizer, scheduler, settings, iteration, reference, learner=model,
+                world=world, april=april,
+            )  # fmt: skip
+            evaluate_iteration(config, policy, iteration, metrics, history, world)
+            log.write(iteration, metrics)
+            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+                checkpoint(iteration)
+            progress.iteration(iteration, metrics)
+    finally:
+        if april is not None:  # the episodes still carried
+            april.close()
     progress.close()
     log.close()
     if not world.main:
@@ -401,10 +357,6 @@ def _check_model_dir(model: str) -> None:
             f"model.model={model}: {path} is not a model directory (no config.json); give a directory "
             f"written by save_pretrained, or {backend}:tiny"
         )
-
-
-def _held_out(metrics: dict[str, float]) -> str:
-    return format_success(metrics["eval/success_rate"], metrics["eval/ci_low"], metrics["eval/ci_high"])
 
 
 def run_iteration(
