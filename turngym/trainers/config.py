@@ -106,7 +106,7 @@ class RolloutConfig:
     """``async``: longest a completion request waits for others before the policy's next call.
     None waits until every episode in flight asks, so batches (and results) never depend on
     timing and resumes stay exact; a small number (e.g. 0.005) stops slow env steps holding back
-    the others."""
+    the others and lets ``hf`` batch continuously (requests join its running decode)."""
     strategy: str = "independent"
     """``independent`` (G rollouts per task) or ``arpo`` (entropy-based branching, see docs/training.md)."""
     arpo: ArpoConfig = field(default_factory=ArpoConfig)
