@@ -196,3 +196,29 @@ def test_the_batcher_hands_over_what_fits_and_resolves_each_request_when_deliver
     assert early and got == [3, 20, 5, 7]
     assert policy.taken == [[5, 7], []] and batcher.joined == 2  # the 20-token prompt did not fit
     assert batcher.batch_sizes == [1, 1] and policy.plain == []  # it went into a call of its own
+
+
+class _Breaks(_Joiner):
+    """Delivers its first request, then fails the call: the rest must be retried one by one."""
+
+    def generate_continuous(self, requests: Any, params: SamplingParams, admission: Admission) -> None:
+        tag, prompt, _ = requests[0]
+        admission.deliver(tag, Completion((len(prompt),), (0.0,), str(len(prompt)), "stop"))
+        raise RuntimeError("the decode broke")
+
+
+def test_a_failed_continuous_call_retries_only_what_it_had_not_delivered() -> None:
+    import asyncio
+
+    async def scenario() -> tuple[list[int], _Breaks]:
+        policy = _Breaks()
+        batcher = PolicyBatcher(policy, SamplingParams(), max_batch=4, max_wait_s=1.0)
+        for _ in range(2):  # two live episodes: the call starts once both wait
+            batcher.enter()
+        waits = [asyncio.ensure_future(batcher.complete(k, [1] * (k + 2), k)) for k in range(2)]
+        got = [c.token_ids[0] for c in await asyncio.gather(*waits)]
+        await batcher.aclose()
+        return got, policy
+
+    got, policy = asyncio.run(scenario())
+    assert got == [2, 3] and policy.plain == [1]  # the undelivered one alone, through generate
