@@ -31,10 +31,10 @@ Lock-step vs asynchronous (``--parts async``; both parts run by default), on the
 * ``code``: Code-v0 with the local sandbox (its 2 pooled workers), 16 episodes of the ``expert``
   policy (its solution is run on the hidden tests); lock-step batch of 16 vs 16 in flight.
 
-With ``hf:tiny`` a third engine runs the same jobs asynchronously with continuous batching
-(``max_wait_s`` 5 ms: a call starts without waiting for every episode, requests join its running
-decode and completions leave it as they finish). Each case runs its engines alternately
-``--repeats`` times and reports each engine's median.
+With ``hf:tiny`` two more engines run the same jobs asynchronously with ``max_wait_s`` 5 ms (a
+call starts without waiting for every episode): ``timed`` keeps every call whole, ``continuous``
+lets requests join its running decode and completions leave it as they finish. Each case runs its
+engines alternately ``--repeats`` times and reports each engine's median.
 
 Prints markdown tables and writes ``benchmarks/results/rollout_speed.json`` (a run of one part
 keeps the other part's results in the file).
@@ -167,9 +167,11 @@ def compare(
     repeats: int,
 ) -> list[Comparison]:
     """The same jobs lock-step (batches of ``slots``), asynchronous (``slots`` in flight) and, for
-    ``hf``, asynchronous with continuous batching (``max_wait_s`` 5 ms: requests join running
-    decodes), alternating ``repeats`` times; each engine's row is its median run."""
-    engines = ("lockstep", "async", "continuous") if isinstance(policy, HFPolicy) else ("lockstep", "async")
+    ``hf``, asynchronous with ``max_wait_s`` 5 ms in whole calls (``timed``) and with continuous
+    batching (requests join running decodes), alternating ``repeats`` times; each engine's row is
+    its median run."""
+    hf = isinstance(policy, HFPolicy)
+    engines = ("lockstep", "async", "timed", "continuous") if hf else ("lockstep", "async")
     walls: dict[str, list[float]] = {engine: [] for engine in engines}
     trajs: dict[str, list[Trajectory]] = {}
     for _ in range(repeats):
@@ -178,8 +180,8 @@ def compare(
             if engine == "lockstep":
                 trajs[engine] = run_batch(factory, policy, tokenizer, jobs, replace(config, batch_size=slots))
             else:
-                wait = 0.005 if engine == "continuous" else None
-                settings = AsyncSettings(max_concurrent=slots, max_wait_s=wait)
+                wait = None if engine == "async" else 0.005
+                settings = AsyncSettings(slots, max_wait_s=wait, continuous=engine == "continuous")
                 trajs[engine] = run_episodes(factory, policy, tokenizer, jobs, config, settings)
             walls[engine].append(time.perf_counter() - start)
     return [_comparison(case, agent, engine, trajs[engine], walls[engine]) for engine in walls]

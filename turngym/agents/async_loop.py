@@ -83,6 +83,9 @@ class AsyncSettings:
     live episode waits; timing-independent batches, see :mod:`turngym.agents.batcher`)."""
     env_threads: int | None = None
     """Threads that run env ``reset``/``step`` (None: ``max_concurrent``)."""
+    continuous: bool = True
+    """With ``max_wait_s`` set, a policy that can (``hf``) takes waiting requests into the call it
+    is running and hands each completion back when done (False: every call stays whole)."""
 
     def __post_init__(self) -> None:
         if self.max_concurrent < 1:
@@ -128,7 +131,10 @@ async def run_episodes_async(
     s = settings or AsyncSettings()
     batcher = None
     if not isinstance(policy, AsyncPolicy):
-        batcher = PolicyBatcher(policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s)
+        batcher = PolicyBatcher(
+        policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s,
+        continuous=s.continuous,
+    )  # fmt: skip
     pool = concurrent.futures.ThreadPoolExecutor(s.env_threads or s.max_concurrent, "turngym-env")
 
     async def complete(k: int, prompt: list[int], seed: int | None, env: Any) -> Completion:
@@ -263,7 +269,10 @@ async def run_partial_episodes_async(
     resume = {k: start for k, start in enumerate(starts) if isinstance(start, Paused)}
     partial = _Partial(resume, stop)
     jobs = [start.job if isinstance(start, Paused) else start for start in starts]
-    batcher = PolicyBatcher(policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s)
+    batcher = PolicyBatcher(
+        policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s,
+        continuous=s.continuous,
+    )  # fmt: skip
     pool = concurrent.futures.ThreadPoolExecutor(s.env_threads or s.max_concurrent, "turngym-env")
 
     started: set[int] = set()

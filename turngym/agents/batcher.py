@@ -80,6 +80,7 @@ class PolicyBatcher:
         *,
         max_batch: int = 64,
         max_wait_s: float | None = None,
+        continuous: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"PolicyBatcher max_batch must be >= 1, got {max_batch}")
@@ -93,8 +94,11 @@ class PolicyBatcher:
         """Size of every call made so far when it started (for metrics and tests)."""
         self.joined = 0
         """Requests that joined a call already running (continuous batching)."""
-        self.continuous = max_wait_s is not None and isinstance(policy, ContinuousPolicy) and params.n == 1
-        """Whether calls admit requests while they run and deliver each completion when it is done."""
+        self.continuous = (
+            continuous and max_wait_s is not None and isinstance(policy, ContinuousPolicy) and params.n == 1
+        )
+        """Whether calls admit requests while they run and deliver each completion when it is done
+        (``continuous`` asks for it; it also needs ``max_wait_s``, a continuous policy and n = 1)."""
         self._waiting: list[_Request] = []
         self._lock = threading.Lock()  # _waiting is also read by the policy's thread (continuous)
         self._live = 0

@@ -222,3 +222,13 @@ def test_a_failed_continuous_call_retries_only_what_it_had_not_delivered() -> No
 
     got, policy = asyncio.run(scenario())
     assert got == [2, 3] and policy.plain == [1]  # the undelivered one alone, through generate
+
+
+def test_continuous_batching_needs_a_timed_batcher_and_can_be_turned_off(tiny_policy: HFPolicy) -> None:
+    def batcher(**kwargs: Any) -> PolicyBatcher:
+        return PolicyBatcher(tiny_policy, PARAMS, **kwargs)
+
+    assert batcher(max_wait_s=0.005).continuous
+    assert not batcher().continuous  # max_wait_s=None: whole calls, repeatable runs
+    assert not batcher(max_wait_s=0.005, continuous=False).continuous
+    assert not PolicyBatcher(tiny_policy, SamplingParams(n=2), max_wait_s=0.005).continuous
