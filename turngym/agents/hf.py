@@ -56,9 +56,9 @@ from typing import Any
 
 import torch
 
-from turngym.agents.kv import left_pad, plain_layers, reserve, select_rows, stack_rows
+from turngym.agents.kv import plain_layers, reserve, select_rows
 from turngym.agents.policy import Admission, Completion, Request, SamplingParams, request_seeds
-from turngym.agents.prefill import Prefiller
+from turngym.agents.prefill import Prefiller, stack_prefills
 from turngym.agents.prefix_cache import (
     NO_REUSE,
     CachedRow,
@@ -99,6 +99,11 @@ class _Batch:
         self.tags += tags
         self.generators += generators
         self.out += [_RowOut() for _ in rows]
+
+
+def _check_prompts(rows: list[list[int]]) -> None:
+    if any(len(r) == 0 for r in rows):
+        raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
 
 
 def load_tokenizer_and_model(
@@ -257,8 +262,7 @@ class HFPolicy:
         emit: Callable[[Any, Completion], None],
         take: Callable[[int, Callable[[int], bool], int], list[Request]] | None,
     ) -> None:
-        if any(len(r) == 0 for r in rows):
-            raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
+        _check_prompts(rows)
         threads, training = torch.get_num_threads(), self._model.training
         try:
             if self.num_threads:
@@ -285,9 +289,7 @@ class HFPolicy:
         stamp = self._weights_stamp()
         if self._store.stamp != stamp:  # rows from other weights: gone before this call adds any
             self._store.put([], stamp)
-        reuses = (
-            self._store.match(rows, self.prefix_match, stamp) if self.prefix_cache else [NO_REUSE] * len(rows)
-        )
+        reuses = self._reuses(rows)
         self.cache_hits += any(r.row >= 0 for r in reuses)
         kept: list[CachedRow] = []
         try:
@@ -408,13 +410,8 @@ class HFPolicy:
         add them to ``batch`` and stack them after the ``running`` rows; returns the merged
         ``(logits, cache, mask, next_pos)``, the new positions' uniforms and their rows."""
         rows = [list(prompt) for _, prompt, _ in joining]
-        if any(len(r) == 0 for r in rows):
-            raise PolicyError("generate got an empty prompt; every prompt needs at least one token")
-        reuses = (
-            self._store.match(rows, self.prefix_match, self._store.stamp)
-            if self.prefix_cache
-            else [NO_REUSE] * len(rows)
-        )
+        _check_prompts(rows)
+        reuses = self._reuses(rows)
         logits, cache, mask, next_pos, order = self._prefiller.run(rows, reuses, params.max_new_tokens - 1)
         generators = [row_generator(seed, 0, 1) for _, _, seed in joining]
         joined = [len(batch.rows) + j for j in order]
@@ -423,17 +420,14 @@ class HFPolicy:
         if running is None:
             reserve(cache, params.max_new_tokens - 1)
             return logits, cache, mask, next_pos, fresh, joined
-        r_logits, r_cache, r_mask, r_pos = running
-        width = max(r_mask.shape[1], mask.shape[1])
-        merged = stack_rows([r_cache, cache], room=params.max_new_tokens - 1)
-        return (
-            torch.cat([r_logits, logits]),
-            merged,
-            torch.cat([left_pad(r_mask, width, -1), left_pad(mask, width, -1)]),
-            torch.cat([r_pos, next_pos]),
-            fresh,
-            joined,
-        )
+        merged = stack_prefills([running, (logits, cache, mask, next_pos)], room=params.max_new_tokens - 1)
+        return (*merged, fresh, joined)
+
+    def _reuses(self, rows: list[list[int]]) -> list[Reuse]:
+        """What each row reuses of the store (whose rows are this call's weights')."""
+        if not self.prefix_cache:
+            return [NO_REUSE] * len(rows)
+        return self._store.match(rows, self.prefix_match, self._store.stamp)
 
     def _keep(
         self, batch: _Batch, present: list[int], positions: list[int], cache: Any, mask: torch.Tensor

@@ -105,15 +105,8 @@ class Prefiller:
         if not kept:
             return (*fresh, new)
         cached = self._run_cached([rows[i] for i in kept], [reuses[i] for i in kept], 0)
-        parts = (cached, fresh)  # kept rows only exist for full-attention caches (prefix_cache.py)
-        width = max(part[2].shape[1] for part in parts)
-        return (
-            torch.cat([part[0] for part in parts]),
-            stack_rows([part[1] for part in parts], room=decode_steps),
-            torch.cat([left_pad(part[2], width, -1) for part in parts]),
-            torch.cat([part[3] for part in parts]),
-            kept + new,
-        )
+        # kept rows only exist for full-attention caches (prefix_cache.py), so the two can stack
+        return (*stack_prefills([cached, fresh], room=decode_steps), kept + new)
 
     def run_fresh(self, rows: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
         """Rows run whole, without a cache; returns what :meth:`run` does."""
@@ -140,3 +133,18 @@ class Prefiller:
     def cache_of(result: Any) -> Any:
         """The KV cache of a forward's output (transformers 5 renamed it)."""
         return result["cache"] if "cache" in result else result["past_key_values"]
+
+
+def stack_prefills(
+    parts: list[tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]], room: int
+) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+    """Batches of ``(logits, full-attention cache, mask, next_pos)`` one after another in one batch:
+    each cache and mask right-aligned in the widest (:func:`~turngym.agents.kv.stack_rows`), with
+    ``room`` free cache columns for the decode."""
+    width = max(part[2].shape[1] for part in parts)
+    return (
+        torch.cat([part[0] for part in parts]),
+        stack_rows([part[1] for part in parts], room=room),
+        torch.cat([left_pad(part[2], width, -1) for part in parts]),
+        torch.cat([part[3] for part in parts]),
+    )
