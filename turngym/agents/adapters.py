@@ -61,6 +61,11 @@ def load_adapter_dir(
     return tokenizer, model.to(dtype).eval()
 
 
+def base_model(model: Any) -> Any:
+    """The model a ``peft`` wrapper holds (``model`` itself when it is not wrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def has_lora_layers(model: torch.nn.Module) -> bool:
     """Whether LoRA layers were injected into ``model`` (or the ``peft`` model wrapping it)."""
     return any(hasattr(m, "lora_A") for m in model.modules())
@@ -72,8 +77,7 @@ def merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
     ``model`` is a ``peft`` model or the module peft injected its layers into.
     """
-    inner: Any = model
-    base = inner.get_base_model() if hasattr(inner, "get_base_model") else model
+    base = base_model(model)
     deltas: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, module in base.named_modules():

@@ -131,10 +131,7 @@ async def run_episodes_async(
     s = settings or AsyncSettings()
     batcher = None
     if not isinstance(policy, AsyncPolicy):
-        batcher = PolicyBatcher(
-        policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s,
-        continuous=s.continuous,
-    )  # fmt: skip
+        batcher = _batcher(policy, config, s)
     pool = concurrent.futures.ThreadPoolExecutor(s.env_threads or s.max_concurrent, "turngym-env")
 
     async def complete(k: int, prompt: list[int], seed: int | None, env: Any) -> Completion:
@@ -160,6 +157,14 @@ async def run_episodes_async(
         if batcher is not None:
             await batcher.aclose()
         pool.shutdown(wait=True)  # envs abandoned mid-call are closed once their call returns
+
+
+def _batcher(policy: Policy, config: LoopConfig, settings: AsyncSettings) -> PolicyBatcher:
+    """The batcher serving a run's completion requests, as ``settings`` asks."""
+    return PolicyBatcher(
+        policy, config.sampling, max_batch=settings.max_concurrent, max_wait_s=settings.max_wait_s,
+        continuous=settings.continuous,
+    )  # fmt: skip
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -269,10 +274,7 @@ async def run_partial_episodes_async(
     resume = {k: start for k, start in enumerate(starts) if isinstance(start, Paused)}
     partial = _Partial(resume, stop)
     jobs = [start.job if isinstance(start, Paused) else start for start in starts]
-    batcher = PolicyBatcher(
-        policy, config.sampling, max_batch=s.max_concurrent, max_wait_s=s.max_wait_s,
-        continuous=s.continuous,
-    )  # fmt: skip
+    batcher = _batcher(policy, config, s)
     pool = concurrent.futures.ThreadPoolExecutor(s.env_threads or s.max_concurrent, "turngym-env")
 
     started: set[int] = set()

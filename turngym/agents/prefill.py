@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from turngym.agents.adapters import base_model
 from turngym.agents.kv import left_pad, plain_layers, stack_rows
 from turngym.agents.prefix_cache import PrefixStore, Reuse, keep_rows, shared_heads
 
@@ -30,8 +31,7 @@ class Prefiller:
         self.model = model
         self.pad_id = pad_id
         self.store = store
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
-        params = inspect.signature(inner.forward).parameters  # transformers 5 renamed the KV cache
+        params = inspect.signature(base_model(model).forward).parameters  # transformers 5 renamed the cache
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.prefilled_tokens = 0

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from turngym.agents.adapters import base_model
 from turngym.errors import TrainerError
 
 
@@ -170,7 +171,7 @@ def decoder_output(
     backward; the [B, 1, V] logits are left unused.
     """
     decoder, _ = output_layer(model)
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps it
+    inner = base_model(model)
     if "logits_to_keep" not in inspect.signature(inner.forward).parameters:
         raise TrainerError(
             f"{type(inner).__name__}.forward takes no logits_to_keep, which chunked log-probs need; set "
