@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from turngym.agents.hf import HFPolicy
 from turngym.errors import ConfigError
-from turngym.trainers.checkpoint import restore_rng
+from turngym.trainers.checkpoint import Checkpoint, restore_rng
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.distributed import World, full_state_dict, load_full_state_dict, load_sharded
+from turngym.trainers.learner import Learner
 from turngym.trainers.lora import load_model_state, model_state
 from turngym.trainers.metrics import ProgressReport, format_success
 from turngym.trainers.rollout import evaluate
 from turngym.trainers.sft import expert_demos, supervised_finetune
 
+if TYPE_CHECKING:
+    from turngym.agents.vllm import VLLMPolicy
+
 WARM_START = "warm_start.pt"
 """The post-SFT weights (the KL reference), kept in the run directory."""
 
 
-def restore(ckpt: Any, policy: Any, learner: Any, world: World) -> None:
+def restore(ckpt: Checkpoint, policy: HFPolicy | VLLMPolicy, learner: Learner, world: World) -> None:
     """Load a checkpoint's learner, optimizer, scheduler and RNG states, and the policy's weights."""
     model, optimizer = learner.model, learner.optimizer
     if ckpt.sharded != world.distributed:
@@ -48,8 +53,8 @@ def restore(ckpt: Any, policy: Any, learner: Any, world: World) -> None:
 
 def warm_start(
     config: TrainConfig,
-    policy: Any,
-    learner: Any,
+    policy: HFPolicy | VLLMPolicy,
+    learner: Learner,
     trained: torch.nn.Module,
     world: World,
     history: dict[str, Any],
@@ -87,7 +92,7 @@ def warm_start(
 
 def evaluate_iteration(
     config: TrainConfig,
-    policy: Any,
+    policy: HFPolicy | VLLMPolicy,
     iteration: int,
     metrics: dict[str, float],
     history: dict[str, Any],
