@@ -179,7 +179,9 @@ def main() -> None:
     parser.add_argument("--token-budget", type=int, default=4096, help="tokens per micro-batch (chunked)")
     parser.add_argument("--mem-cap-gb", type=float, default=14.0, help="address-space limit per cell")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per cell")
-    parser.add_argument("--only", default="", help="run only cells whose name contains this")
+    parser.add_argument(
+        "--only", default="", help="run only the cell of this name, or else the cells whose name contains it"
+    )
     parser.add_argument("--minimal", action="store_true", help="only the cells of MINIMAL, in that order")
     parser.add_argument("--cell", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -189,7 +191,9 @@ def main() -> None:
         print(json.dumps(run_cell(json.loads(args.cell), layers, args.token_budget, args.mem_cap_gb)))
         return
     rows = []
-    todo = [c for c in cells(args.quick) if args.only in c["name"]]
+    grid = cells(args.quick)
+    exact = [c for c in grid if c["name"] == args.only]
+    todo = exact or [c for c in grid if args.only in c["name"]]
     if args.minimal:
         todo = sorted((c for c in todo if c["name"] in MINIMAL), key=lambda c: MINIMAL.index(c["name"]))
     report = {
