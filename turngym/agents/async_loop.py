@@ -21,9 +21,8 @@ Cancelling the run (``KeyboardInterrupt`` under :func:`run_episodes`, ``task.can
 :func:`run_episodes_async`) closes every env it created: an env whose ``reset``/``step`` is still
 running in the pool is closed when that call returns, and the run waits for it.
 
-:func:`run_partial_episodes` (partial rollouts, :mod:`turngym.trainers.april`) stops early: once its
-``stop()`` says so, episodes stop at their next turn boundary as :class:`Paused` (env open, turns
-kept), which a later call plays on; every turn records the policy version that sampled it.
+Partial rollouts, whose episodes stop at a turn boundary and play on later, run on this loop
+(:mod:`turngym.agents.partial`).
 
 Envs step in threads: a pure-Python env that computes for long holds the GIL; give it a
 ``RemoteEnv`` or a sandbox (separate processes) to run truly in parallel.
@@ -33,10 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from turngym.agents import chat_loop
 from turngym.agents.baselines import run_episode
@@ -45,7 +43,6 @@ from turngym.agents.chat import action_text, env_tools
 from turngym.agents.loop import (
     EnvFactory,
     Job,
-    _Episode,
     _finish,
     _start,
     failure_stop,
@@ -56,7 +53,10 @@ from turngym.agents.loop import (
 )
 from turngym.agents.policy import ChatPolicy, Completion, LoopConfig, Policy, SamplingParams, derive_seed
 from turngym.errors import ConfigError
-from turngym.trajectory import StopReason, Trajectory, Turn
+from turngym.trajectory import StopReason, Trajectory
+
+if TYPE_CHECKING:
+    from turngym.agents.partial import Paused, _Partial
 
 T = TypeVar("T")
 
@@ -219,114 +219,6 @@ async def _positional_slots(
     return results
 
 
-POLICY_VERSION = "policy_version"
-"""Key of a turn's ``info`` that :func:`run_partial_episodes_async` stamps with the policy's
-``version`` when the turn's completion was requested."""
-
-
-@dataclass
-class Paused:
-    """An episode that :func:`run_partial_episodes_async` stopped at a turn boundary: its env is
-    still open and its turns are kept; pass it back as a start to play on, or :meth:`close` it."""
-
-    episode: _Episode
-    elapsed: float
-    """Seconds the episode had run (its timeout budget continues from here)."""
-
-    @property
-    def job(self) -> Job:
-        return self.episode.job
-
-    @property
-    def turns(self) -> tuple[Turn, ...]:
-        return tuple(self.episode.turns)
-
-    def close(self) -> None:
-        self.episode.env.close()
-
-
-@dataclass(frozen=True)
-class _Partial:
-    resume: dict[int, Paused]
-    stop: Callable[[], bool]
-
-
-async def run_partial_episodes_async(
-    env_factory: EnvFactory,
-    policy: Policy,
-    tokenizer: Any,
-    starts: Sequence[Job | Paused],
-    config: LoopConfig,
-    stop: Callable[[], bool],
-    settings: AsyncSettings | None = None,
-    on_episode: Callable[[Trajectory], None] | None = None,
-) -> list[Trajectory | Paused]:
-    """Episodes that stop early: each start is a job or a :class:`Paused` episode to play on.
-
-    Once ``stop()`` is True no slot starts another start, and every episode in flight stops at its
-    next turn boundary (the completion it awaits is still played). The result, in start order:
-    the :class:`Trajectory` of each finished episode, a :class:`Paused` for each stopped one (env
-    open) and the start itself (job or :class:`Paused`) for each that did not run. Each turn's
-    ``info`` gets :data:`POLICY_VERSION`. Cancelled or failing, the run closes every env, those of
-    the :class:`Paused` starts included.
-    """
-    s = settings or AsyncSettings()
-    resume = {k: start for k, start in enumerate(starts) if isinstance(start, Paused)}
-    partial = _Partial(resume, stop)
-    jobs = [start.job if isinstance(start, Paused) else start for start in starts]
-    batcher = _batcher(policy, config, s)
-    pool = concurrent.futures.ThreadPoolExecutor(s.env_threads or s.max_concurrent, "turngym-env")
-
-    started: set[int] = set()
-    paused: list[Paused] = []
-
-    async def episode(k: int) -> Trajectory | Paused:
-        started.add(k)
-        batcher.enter()
-        try:
-            return await _token_episode(
-                pool, env_factory, policy, tokenizer, jobs[k], k, config, batcher_complete, partial
-            )
-        finally:
-            batcher.leave()
-
-    async def batcher_complete(k: int, prompt: list[int], seed: int | None, env: Any) -> Completion:
-        return await batcher.complete(k, prompt, seed, env)
-
-    def finished(result: Trajectory | Paused) -> None:
-        if isinstance(result, Paused):
-            paused.append(result)
-        elif on_episode is not None:
-            on_episode(result)
-
-    try:
-        results = await _positional_slots(len(starts), s.max_concurrent, episode, finished, stop)
-    except BaseException:  # episodes in flight closed their envs; close the paused and unstarted
-        for held in paused + [p for k, p in resume.items() if k not in started]:
-            held.close()
-        raise
-    finally:
-        await batcher.aclose()
-        pool.shutdown(wait=True)
-    return [start if result is None else result for start, result in zip(starts, results, strict=True)]
-
-
-def run_partial_episodes(
-    env_factory: EnvFactory,
-    policy: Policy,
-    tokenizer: Any,
-    starts: Sequence[Job | Paused],
-    config: LoopConfig,
-    stop: Callable[[], bool],
-    settings: AsyncSettings | None = None,
-    on_episode: Callable[[Trajectory], None] | None = None,
-) -> list[Trajectory | Paused]:
-    """:func:`run_partial_episodes_async` from synchronous code."""
-    return _run_sync(
-        run_partial_episodes_async(env_factory, policy, tokenizer, starts, config, stop, settings, on_episode)
-    )
-
-
 class _EnvCalls:
     """Runs an episode's env calls in the pool and closes its env exactly once, also when the
     episode is cancelled while a call is still running (then the env closes when the call returns)."""
@@ -376,13 +268,10 @@ async def _token_episode(
     partial: _Partial | None = None,
 ) -> Trajectory | Paused:
     calls = _EnvCalls(pool)
-    resume = partial.resume.get(k) if partial is not None else None
     try:
-        if resume is None:
-            ep: _Episode = await calls.call(_start, env_factory, tokenizer, job, k, config)
-        else:
-            ep = resume.episode
-            ep.started = time.monotonic() - resume.elapsed  # the pause does not count as episode time
+        ep = partial.resumed(k) if partial is not None else None
+        if ep is None:
+            ep = await calls.call(_start, env_factory, tokenizer, job, k, config)
     except BaseException:
         calls.close()
         raise
@@ -391,7 +280,7 @@ async def _token_episode(
     try:
         while ep.stop is None:
             if partial is not None and partial.stop():  # a turn boundary: the env stays open
-                return Paused(ep, time.monotonic() - ep.started)
+                return partial.pause(ep)
             version = getattr(policy, "version", None)
             prompt = next_prompt(ep, config)
             if prompt is None:
@@ -408,8 +297,7 @@ async def _token_episode(
             outcome = await calls.call(step_env, ep.env, action)
             record_step(ep, prompt, completion, action, outcome, config.window)
             if partial is not None:  # the weights that sampled this turn
-                turn = ep.turns[-1]
-                ep.turns[-1] = replace(turn, info={**turn.info, POLICY_VERSION: version})
+                partial.stamp(ep, version)
     except BaseException:
         calls.close()
         raise

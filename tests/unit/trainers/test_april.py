@@ -14,14 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from turngym.agents.async_loop import (
-    POLICY_VERSION,
-    AsyncSettings,
-    Paused,
-    run_episodes,
-    run_partial_episodes_async,
-)
+from turngym.agents.async_loop import AsyncSettings, run_episodes
 from turngym.agents.hf import HFPolicy, load_tokenizer_and_model
+from turngym.agents.partial import POLICY_VERSION, Paused, run_partial_episodes_async
 from turngym.agents.policy import LoopConfig, SamplingParams
 from turngym.agents.scripted import ScriptedPolicy
 from turngym.agents.tiny import ensure_tiny

@@ -4,7 +4,7 @@ An iteration launches ``ceil(oversample × groups_per_iteration)`` groups — th
 from the last iteration first, then fresh tasks — on the asynchronous loop, and stops as soon as
 ``groups_per_iteration`` whole groups have finished without a failure: no slot starts another
 episode, and every episode in flight stops at its next turn boundary
-(:func:`~turngym.agents.async_loop.run_partial_episodes`). The iteration trains on exactly those
+(:func:`~turngym.agents.partial.run_partial_episodes`). The iteration trains on exactly those
 groups (the oldest first). Every other group is carried to the next iteration as it is: its
 finished episodes, its stopped episodes (env open, every turn's tokens and log-probs kept) and its
 episodes that never started; there the stopped ones go on from where they stopped, with the new

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from turngym.agents.async_loop import POLICY_VERSION, AsyncSettings, Paused, run_partial_episodes
+from turngym.agents.async_loop import AsyncSettings
 from turngym.agents.loop import Job
+from turngym.agents.partial import POLICY_VERSION, Paused, run_partial_episodes
 from turngym.agents.policy import Policy, derive_seed
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.rollout import Rollouts, env_factory, loop_config
