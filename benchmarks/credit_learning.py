@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym.errors import ConfigError
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.loop import train
 from turngym.trainers.metrics import read_metrics
 from turngym.trainers.sft import run_sft

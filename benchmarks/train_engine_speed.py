@@ -35,7 +35,7 @@ import torch
 
 from turngym.agents.hf import HFPolicy
 from turngym.agents.tiny import ensure_tiny
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.loop import train
 from turngym.trainers.metrics import read_metrics
 from turngym.trainers.rollout import collect_rollouts

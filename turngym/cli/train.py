@@ -33,7 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 from turngym.errors import ConfigError
-from turngym.trainers.config import TrainConfig, load_config
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.config_load import load_config
 from turngym.trainers.metrics import format_interval
 from turngym.trainers.rundir import LATEST, new_run_dir
 

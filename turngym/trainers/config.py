@@ -1,5 +1,6 @@
-"""Training configuration: dataclasses with a docstring per field, loaded from YAML, overridden
-from the command line (``--set section.field=value``), validated for impossible combinations.
+"""Training configuration: dataclasses with a docstring per field, validated for impossible
+combinations (:meth:`TrainConfig.validate`); :mod:`turngym.trainers.config_load` loads them from
+YAML and command-line overrides.
 
 The defaults are the embedded main job: the tiny model, a weak SFT warm start on expert demos of
 ``turngym/Maze-v0`` (2×2 rooms, 4 turns), then GiGPO on CPU, evaluated on the env's held-out ``test`` split.
@@ -8,14 +9,10 @@ The defaults are the embedded main job: the tiny model, a weak SFT warm start on
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, get_type_hints
-
-import yaml
+from typing import Any
 
 from turngym.errors import ConfigError
 from turngym.trainers.april.config import AprilConfig
@@ -253,10 +250,18 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` naming the cause and the fix for impossible combinations."""
-        from turngym.trainers.advantages import check_params
-        from turngym.trainers.losses import KINDS, MODES, POLICY_LOSSES
+        self._validate_groups()
+        self._validate_update()
+        self._validate_schedule()
+        self._validate_rollout()
+        self._validate_scale()
+        return self
 
-        r, o, loss = self.rollout, self.optim, self.loss
+    def _validate_groups(self) -> None:
+        """The estimator's parameters and the groups it compares: their size, count and sampling."""
+        from turngym.trainers.advantages import check_params
+
+        r = self.rollout
         check_params(self.credit.estimator, dict(self.credit.params))
         group_based = self.credit.estimator not in ("reinforce_pp",)
         if r.group_size < 2 and group_based:
@@ -279,6 +284,12 @@ class TrainConfig:
                 f"rollout.temperature={r.temperature}: training rollouts must sample (> 0); "
                 "greedy decoding belongs in eval.temperature"
             )
+
+    def _validate_update(self) -> None:
+        """The update stage: mini-batches of whole micro-batches, and the loss's terms."""
+        from turngym.trainers.losses import KINDS, MODES, POLICY_LOSSES
+
+        o, loss = self.optim, self.loss
         if o.mini_batch_rows % o.micro_batch_rows:
             raise ConfigError(
                 f"optim.mini_batch_rows={o.mini_batch_rows} is not a multiple of "
@@ -301,18 +312,25 @@ class TrainConfig:
             raise ConfigError(f"loss.dual_clip={loss.dual_clip} must be > 1 (or null to turn it off)")
         if loss.dual_clip is not None and loss.policy_loss == "gspo":
             raise ConfigError("loss.dual_clip applies to ppo_clip only; set loss.dual_clip: null with gspo")
+
+    def _validate_schedule(self) -> None:
+        """How long a run is and how often it evaluates, checkpoints and writes its rollouts."""
         if self.iterations < 1 or self.checkpoint_every < 1 or self.eval.every < 1:
             raise ConfigError("iterations, checkpoint_every and eval.every must be >= 1")
         if self.rollouts_every < 0:
             raise ConfigError(f"rollouts_every={self.rollouts_every} must be >= 0 (0: write no rollouts)")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1 (the latest checkpoint is what resume reads)")
-        if self.model.model.startswith("vllm:") and self.credit.estimator == "empg":
+
+    def _validate_rollout(self) -> None:
+        """What the rollout backend can report, and the engine, workers, retries and strategy."""
+        r, vllm = self.rollout, self.model.model.startswith("vllm:")
+        if vllm and self.credit.estimator == "empg":
             raise ConfigError(
                 "credit.estimator=empg needs per-token entropies, which the vllm backend cannot report; "
                 "use model.model=hf:... with empg"
             )
-        if self.model.model.startswith("vllm:") and o.recompute_logprobs is False:
+        if vllm and self.optim.recompute_logprobs is False:
             raise ConfigError(
                 "optim.recompute_logprobs=false with model.model=vllm:...: vLLM's log-probs come from "
                 "another engine than the learner, so the PPO ratio needs the learner's own; leave "
@@ -341,23 +359,24 @@ class TrainConfig:
             raise ConfigError(f"rollout.strategy must be 'independent' or 'arpo', got {r.strategy!r}")
         if r.strategy == "arpo":
             r.arpo.validate(r.group_size)
-            if r.arpo.balanced_clipping and loss.policy_loss != "ppo_clip":
+            if r.arpo.balanced_clipping and self.loss.policy_loss != "ppo_clip":
                 raise ConfigError(
                     "rollout.arpo.balanced_clipping changes ppo_clip's clip; set loss.policy_loss=ppo_clip"
                 )
-        r.april.check(engine=r.engine, workers=r.workers, strategy=r.strategy, policy_loss=loss.policy_loss)
-        if not self.model.model.startswith(("hf:", "vllm:")):
+        r.april.check(
+            engine=r.engine, workers=r.workers, strategy=r.strategy, policy_loss=self.loss.policy_loss
+        )
+
+    def _validate_scale(self) -> None:
+        """The model (a trainable policy) and the settings of precision, LoRA, micro-batching and
+        logging."""
+        m, o = self.model, self.optim
+        if not m.model.startswith(("hf:", "vllm:")):
             raise ConfigError(
                 "model.model must be 'hf:tiny', 'hf:PATH', 'hf:random:ARCH', 'vllm:tiny' or 'vllm:PATH' "
                 "(a trainable policy), "
-                f"got {self.model.model!r}"
+                f"got {m.model!r}"
             )
-        self._validate_scale()
-        return self
-
-    def _validate_scale(self) -> None:
-        """The settings of precision, LoRA, micro-batching and logging."""
-        m, o = self.model, self.optim
         if m.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"model.dtype must be float32, bfloat16 or float16, got {m.dtype!r}")
         if m.dtype == "float16" and not o.fp32_master_weights:
@@ -402,105 +421,3 @@ class TrainConfig:
         """Hash of the settings that must match for a checkpoint to be resumed."""
         data = {k: v for k, v in self.to_dict().items() if k not in ignore}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'the config'} must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {names}"
-            raise ConfigError(f"unknown config key {where + key!r}{hint}")
-        kind = hints[key]
-        if dataclasses.is_dataclass(kind):
-            kwargs[key] = _build(kind, value, f"{where}{key}.")
-        else:
-            kwargs[key] = _coerce(value, kind, where + key)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, kind: Any, name: str) -> Any:
-    simple = {int: int, float: float, bool: bool, str: str}
-    if kind in simple:
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            article = "an" if kind is int else "a"
-            raise ConfigError(f"{name} must be {article} {kind.__name__}, got {value!r}")
-        return value
-    optional = {float | None: float, bool | None: bool, int | None: int}
-    if kind in optional:
-        return None if value is None else _coerce(value, optional[kind], name)
-    if isinstance(value, dict) or value is None:
-        return dict(value or {})
-    raise ConfigError(f"{name} must be a mapping, got {value!r}")
-
-
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` from nested plain data (unknown keys are errors with suggestions)."""
-    return _build(TrainConfig, data, "")
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.field=value`` overrides (values parsed as YAML) to nested plain data."""
-    out = json.loads(json.dumps(data))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(
-                f"override {item!r} must look like section.field=value, e.g. rollout.group_size=4"
-            )
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return out
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file at ``path`` (if any), then ``overrides``; validated."""
-    data = dataclasses.asdict(TrainConfig())
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist; pass a YAML file (see examples/)")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
-        _merge(data, config_dict_checked(loaded))
-    data = apply_overrides(data, overrides or [])
-    return config_from_dict(data).validate()
-
-
-def config_dict_checked(loaded: Any) -> dict[str, Any]:
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"a config file must hold a mapping at the top level, got {type(loaded).__name__}")
-    config_from_dict(_merged_defaults(loaded))  # raises on unknown keys / wrong types
-    return loaded
-
-
-def _merged_defaults(loaded: dict[str, Any]) -> dict[str, Any]:
-    data = dataclasses.asdict(TrainConfig())
-    _merge(data, loaded)
-    return data
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("kwargs", "params"):
-            _merge(base[key], value)
-        else:
-            base[key] = value

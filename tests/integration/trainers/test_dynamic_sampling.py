@@ -6,7 +6,7 @@ import pytest
 
 from turngym.agents.scripted import RandomPolicy
 from turngym.agents.tiny import ensure_tiny
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.loop import compute_group_advantages, gather_groups
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import turngym
 from turngym.envs.core import StepOutcome
 from turngym.envs.toy.maze import MazeEnv
 from turngym.trainers import loop as train_loop
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trajectory import Trajectory
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.loop import train
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from turngym.trainers.batching import build_batch
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.sft import expert_demos, load_policy
 from turngym.trainers.update import UpdateSettings, ppo_update, token_logprobs
 

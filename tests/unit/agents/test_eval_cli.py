@@ -16,7 +16,7 @@ from tests.servers import free_port
 from turngym.agents.tiny import TINY_VERSION
 from turngym.cli import app, main
 from turngym.envs import StepOutcome, TextEnv
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.rundir import write_env_record
 from turngym.trajectory import read_jsonl
 

@@ -10,7 +10,7 @@ import torch
 
 from turngym.errors import ConfigError
 from turngym.trainers.batching import TokenRow, collate
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.losses import total_loss
 from turngym.trainers.losses.aepo import entropy_scaled_advantages, preserved_tokens, standardized_entropy
 from turngym.trainers.losses.ppo_clip import ppo_clip_loss

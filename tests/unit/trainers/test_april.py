@@ -27,7 +27,8 @@ from turngym.trainers.april import rollout as april_rollout
 from turngym.trainers.april.config import AprilConfig
 from turngym.trainers.april.rollout import PartialRollouts, version_lag_metrics
 from turngym.trainers.batching import TrainBatch
-from turngym.trainers.config import TrainConfig, load_config
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.config_load import load_config
 from turngym.trainers.losses import total_loss
 from turngym.trainers.losses.tis import tis_weights
 from turngym.trainers.update import UpdateSettings, minibatch_loss

@@ -28,7 +28,7 @@ from turngym.trainers.arpo.attribution import attribute, turn_owners
 from turngym.trainers.arpo.metrics import arpo_metrics, tool_call_metrics, tool_calls
 from turngym.trainers.arpo.rollout import run_branching
 from turngym.trainers.batching import build_batch
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.update import UpdateSettings, minibatch_loss, token_logprobs
 from turngym.trajectory import StopReason, Trajectory, Turn
 

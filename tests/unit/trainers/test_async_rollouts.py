@@ -9,7 +9,8 @@ import pytest
 from turngym.agents.hf import HFPolicy
 from turngym.agents.tiny import ensure_tiny
 from turngym.errors import ConfigError
-from turngym.trainers.config import TrainConfig, load_config
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.config_load import load_config
 from turngym.trainers.rollout import collect_rollouts, evaluate
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from turngym.cli import app
 from turngym.errors import ConfigError, TurngymError
 from turngym.trainers.checkpoint import save_checkpoint
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "train_maze_gigpo.yaml"
 NEW_RUN = re.compile(r"runs/maze-(\w+)-\d{8}-\d{6}")

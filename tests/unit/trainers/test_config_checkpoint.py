@@ -10,7 +10,8 @@ import torch
 
 from turngym.errors import CheckpointError, ConfigError
 from turngym.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from turngym.trainers.config import TrainConfig, apply_overrides, load_config
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.config_load import apply_overrides, load_config
 from turngym.trainers.metrics import MetricsLog, plot_run, read_metrics
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from turngym.errors import ConfigError
-from turngym.trainers.config import load_config
+from turngym.trainers.config_load import load_config
 from turngym.trainers.precision import MasterWeightsAdamW, build_optimizer, clip_and_step
 
 

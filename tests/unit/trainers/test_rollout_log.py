@@ -11,7 +11,8 @@ import pytest
 
 from turngym.errors import ConfigError
 from turngym.trainers import advantages as credit
-from turngym.trainers.config import TrainConfig, load_config
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.config_load import load_config
 from turngym.trainers.rollout import rollout_metrics
 from turngym.trainers.rollout_log import (
     MAX_MEMBERS,
