@@ -2,18 +2,13 @@
 
 The loop renders the chat template once per episode (the first prompt) and afterwards only
 *appends* token ids, so the history is never re-tokenized and the trained tokens are the sampled
-ones. What it appends after each action comes from one probe rendering::
-
-    [system?, user "<u>", assistant "<A>", user "<O>"]  + generation prompt
-
-whose text is cut at the two marker contents. The piece between the end of ``<A>`` and the start
-of ``<O>`` is the *glue* that closes an assistant turn and opens a user turn (ChatML:
-``<|im_end|>\\n<|im_start|>user\\n``); the piece after ``<O>`` closes the observation and opens
+ones. What it appends after each action are two pieces of the template, which
+:meth:`ChatFormat.probe` finds by rendering a probe conversation (:mod:`turngym.agents.chat_probe`):
+the *glue* that closes an assistant turn and opens a user turn (ChatML:
+``<|im_end|>\\n<|im_start|>user\\n``) and the *suffix* that closes the observation and opens
 the next assistant turn (``<|im_end|>\\n<|im_start|>assistant\\n``). For an observation ``o`` the
 loop appends the ids of ``glue``, ``o`` and ``suffix``, dropping the glue's first token when it is
-the end-of-turn token the policy already sampled. Because the probe's assistant turn is followed by
-a user turn, templates that rewrite earlier assistant turns (Qwen3 drops past ``<think>`` blocks)
-give the same glue they give any earlier turn.
+the end-of-turn token the policy already sampled.
 
 **Only the template writes control tokens.** Observations are untrusted text (program output, web
 pages, retrieved passages): they are encoded as plain text, without matching any added token of the
@@ -69,15 +64,9 @@ from turngym.tools.parsers import parse_hermes
 NOT_RUN = "Not run: the environment runs one tool call per turn."
 """The answer to every tool call of a turn after the first (the env ran only the first)."""
 
-_ASSISTANT_MARK = "\u2063turngym-assistant-probe\u2063"
-_OBS_MARK = "\u2063turngym-observation-probe\u2063"
-_SECOND_MARK = "\u2063turngym-second-observation-probe\u2063"
 _SLOT = "\u2063turngym-slot-{}\u2063"
 _SLOT_RE = re.compile("\u2063turngym-slot-(\\d+)\u2063")
-_QUOTE_PROBE = '"\n'
-"""Appended to a tool-result probe: kept as is by a verbatim template, escaped by a JSON-quoting one."""
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
-_TOOL_ROLE = re.compile(r"""(["'])tool\1""")
 _TEMPLATE, _OBSERVATION, _ACTION = "template", "observation", "action"
 """How a piece of a prompt is encoded: as the template writes it, as plain text, as the policy's text."""
 
@@ -149,48 +138,18 @@ class ChatFormat:
     system_in_user: bool = False
     """The template refuses a system message: the system prompt opens the first user turn."""
 
-    @classmethod
+    @staticmethod
     def probe(
-        cls,
         tokenizer: Any,
         system: str,
         tools: Sequence[Mapping[str, Any]] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
     ) -> ChatFormat:
-        """Find the glue and suffix (and the tool-result pieces) of ``tokenizer``'s chat template."""
-        if not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(
-                f"tokenizer {type(tokenizer).__name__} has no chat_template; the agent loop needs one "
-                "(set tokenizer.chat_template or use a chat model's directory)"
-            )
-        if getattr(tokenizer, "backend_tokenizer", None) is None:
-            raise ConfigError(
-                f"tokenizer {type(tokenizer).__name__} is not a fast tokenizer (no backend_tokenizer); the "
-                "agent loop needs one to encode observations as plain text (load it with use_fast=True)"
-            )
-        tools_t = tuple(tools) if tools else None
-        kwargs = dict(template_kwargs or {})
-        assistant = {"role": "assistant", "content": _ASSISTANT_MARK}
-        rendered, fold = _render_probe(tokenizer, system, [assistant, {"role": "user", "content": _OBS_MARK}],
-                                       tools_t, kwargs)  # fmt: skip
-        head = messages_for(system, "turngym-user-probe", fold)
-        pieces = _cut(rendered, (_ASSISTANT_MARK, _OBS_MARK))
-        if pieces is None:
-            raise ConfigError(
-                "the chat template does not render message contents verbatim once each; the agent loop "
-                "cannot find where an assistant turn ends and an observation begins"
-            )
-        return cls(
-            tokenizer=tokenizer,
-            system=system,
-            tools=tools_t,
-            glue=pieces[1],
-            suffix=pieces[2],
-            eos_ids=_end_of_turn_ids(tokenizer, pieces[1]),
-            tool=_probe_tool_turn(tokenizer, [*head, assistant], tools_t, kwargs) if tools_t else None,
-            template_kwargs=kwargs,
-            system_in_user=fold,
-        )
+        """The format of ``tokenizer``'s chat template, found by probe renderings
+        (:func:`turngym.agents.chat_probe.probe`)."""
+        from turngym.agents.chat_probe import probe  # it builds on this module
+
+        return probe(tokenizer, system, tools, template_kwargs)
 
     def tool_calls(self, action: str) -> int:
         """How many tool calls ``action`` makes that the next observation answers (0: none).
@@ -354,89 +313,6 @@ def _alternatives_re(tokens: tuple[str, ...]) -> re.Pattern[str]:
     """A regex with one capturing group matching any of ``tokens`` (longest first), or nothing."""
     longest_first = sorted(tokens, key=len, reverse=True)
     return re.compile("(" + ("|".join(map(re.escape, longest_first)) or "(?!)") + ")")
-
-
-def _cut(text: str, marks: Sequence[str]) -> list[str] | None:
-    """``text`` split at ``marks`` (each present exactly once, in order), or ``None``."""
-    pieces, rest = [], text
-    for mark in marks:
-        if text.count(mark) != 1 or mark not in rest:
-            return None
-        before, rest = rest.split(mark)
-        pieces.append(before)
-    return [*pieces, rest]
-
-
-def _render_probe(
-    tokenizer: Any,
-    system: str,
-    tail: list[dict[str, str]],
-    tools: tuple[Mapping[str, Any], ...] | None,
-    kwargs: Mapping[str, Any],
-) -> tuple[str, bool]:
-    """The probe conversation rendered, and whether the system prompt had to join the user turn."""
-    try:
-        return _render(
-            tokenizer, [*messages_for(system, "turngym-user-probe"), *tail], tools, True, kwargs
-        ), False
-    except Exception as exc:  # the template's raise_exception: without a system turn, or a clear error
-        if not system:
-            raise ConfigError(
-                f"the chat template refused the agent loop's probe conversation: {exc}"
-            ) from exc
-        first_error = exc
-    try:
-        folded = messages_for(system, "turngym-user-probe", system_in_user=True)
-        return _render(tokenizer, [*folded, *tail], tools, True, kwargs), True
-    except Exception as exc:  # refused either way
-        raise ConfigError(
-            f"the chat template refused the agent loop's probe conversation: {first_error}"
-        ) from exc
-
-
-def _end_of_turn_ids(tokenizer: Any, glue: str) -> frozenset[int]:
-    """Ids that end an assistant turn: the tokenizer's eos and the glue's first token when special."""
-    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    first = _template_ids(tokenizer, glue)[:1]
-    specials = {t for t, added in tokenizer.added_tokens_decoder.items() if added.special}
-    return frozenset(eos | (set(first) & specials))
-
-
-def _probe_tool_turn(
-    tokenizer: Any,
-    head: list[dict[str, str]],
-    tools: tuple[Mapping[str, Any], ...],
-    kwargs: Mapping[str, Any],
-) -> ToolTurn | None:
-    """The tool-result pieces of a template that has a tool role, else ``None``.
-
-    The probe results end in :data:`_QUOTE_PROBE`; a template that writes them as they are is
-    ``verbatim``, one that writes them escaped inside a JSON string is ``json``.
-    """
-    template = tokenizer.chat_template
-    sources = template.values() if isinstance(template, Mapping) else [template]
-    if not any(_TOOL_ROLE.search(source) for source in sources):
-        return None  # the template writes role names generically; the model never saw a tool role
-    one = {"role": "tool", "tool_call_id": call_id(0), "content": _OBS_MARK + _QUOTE_PROBE}
-    two = {"role": "tool", "tool_call_id": call_id(1), "content": _SECOND_MARK + _QUOTE_PROBE}
-    try:
-        single = _render(tokenizer, [*head, one], tools, True, kwargs)
-        double = _render(tokenizer, [*head, one, two], tools, True, kwargs)
-    except Exception:  # a template may refuse these messages (e.g. ids of its own format): use user turns
-        return None
-    for quoting in ("verbatim", "json"):
-        turn = ToolTurn("", "", "", quoting)
-        marks = [turn.content(mark + _QUOTE_PROBE) for mark in (_OBS_MARK, _SECOND_MARK)]
-        if all(mark in double for mark in marks):
-            first = _cut(single.replace(marks[0], _OBS_MARK), (_ASSISTANT_MARK, _OBS_MARK))
-            both = _cut(
-                double.replace(marks[0], _OBS_MARK).replace(marks[1], _SECOND_MARK),
-                (_ASSISTANT_MARK, _OBS_MARK, _SECOND_MARK),
-            )
-            if first is None or both is None or both[1] != first[1]:
-                return None
-            return ToolTurn(glue=first[1], between=both[2], suffix=first[2], quoting=quoting)
-    return None  # the results are rewritten some other way: user turns
 
 
 def _render(
