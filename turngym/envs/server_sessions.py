@@ -1,7 +1,8 @@
 """The env server's sessions and the one code path that runs a call on them, whatever the channel.
 
 HTTP routes, the WebSocket channel and the batch endpoint all go through :class:`EnvService`,
-which answers ``(status, body)`` pairs with the HTTP status codes of the API:
+which answers ``(status, body)`` pairs with the HTTP status codes of the API (each channel reads a
+call's token with :func:`bearer` and its deadline with :func:`deadline`):
 
 * admission: 401 without a valid bearer token (when the server has tokens), 403 for a session
   created with another token, 404 for an unknown session, 429 when ``max_sessions`` are open,
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,8 @@ from turngym.trajectory import to_jsonable
 
 Reply = tuple[int, Any]
 """An HTTP status and its JSON body."""
+
+DEADLINE_HEADER = "x-turngym-deadline-s"
 
 
 class ResetRequest(pydantic.BaseModel):
@@ -102,6 +106,25 @@ def _same_token(a: str | None, b: str | None) -> bool:
 
 def error(status: int, detail: str, **extra: Any) -> Reply:
     return status, {"detail": detail, **extra}
+
+
+def bearer(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def deadline(raw: str | None, limit_s: float) -> float | Reply:
+    """The call's deadline in seconds: the client's (capped at ``limit_s``) or ``limit_s``."""
+    if raw is None:
+        return limit_s
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        return error(422, f"{DEADLINE_HEADER} must be a positive number of seconds, got {raw!r}")
+    return min(value, limit_s)
 
 
 def parse(model: type[pydantic.BaseModel], payload: Any) -> pydantic.BaseModel | Reply:
