@@ -86,38 +86,6 @@ def create_sandbox_app(
     app = FastAPI(title="turngym sandbox")
     app.state.limits = limits
     slots = app.state.slots = Slots(max_concurrency)
-    executor = socket.gethostname()
-
-    def busy() -> JSONResponse:
-        response = error_response(
-            429,
-            f"all {max_concurrency} sandbox slots are busy; retry after a moment or raise --max-concurrency",
-        )
-        response.headers["Retry-After"] = "1"
-        return response
-
-    async def parse(request: Request, model: type[pydantic.BaseModel]) -> Any:
-        payload = await read_json_body(request, max_body_bytes)
-        if isinstance(payload, JSONResponse):
-            return payload
-        try:
-            return model.model_validate(payload)
-        except pydantic.ValidationError as exc:
-            return error_response(
-                422, "request does not match the run_code schema", errors=describe_validation_error(exc)
-            )
-
-    def convert(body: RunCodeRequest) -> RunRequest | JSONResponse:
-        try:
-            return body.to_run_request(limits)
-        except SandboxRequestError as exc:
-            return error_response(422, str(exc))
-
-    def execute(run: RunRequest) -> RunCodeResponse:
-        try:
-            return to_response(sandbox.run_request(run), executor)
-        except SandboxError as exc:
-            return sandbox_error_response(str(exc), executor)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -129,16 +97,32 @@ def create_sandbox_app(
             "sandbox": sandbox.status(),
         }
 
+    _add_run_routes(app, sandbox, limits, slots, max_body_bytes, max_batch)
+    return app
+
+
+def _add_run_routes(
+    app: FastAPI, sandbox: Sandbox, limits: ServerLimits, slots: Slots, max_body_bytes: int, max_batch: int
+) -> None:
+    """``POST /run_code`` and ``POST /run_code/batch``: runs on ``sandbox``, admitted by ``slots``."""
+    executor = socket.gethostname()
+
+    def execute(run: RunRequest) -> RunCodeResponse:
+        try:
+            return to_response(sandbox.run_request(run), executor)
+        except SandboxError as exc:
+            return sandbox_error_response(str(exc), executor)
+
     @app.post("/run_code", response_model=RunCodeResponse, **documented(413, 422, 429, body=RunCodeRequest))
     async def run_code(request: Request) -> Any:
-        body = await parse(request, RunCodeRequest)
+        body = await _parse(request, RunCodeRequest, max_body_bytes)
         if isinstance(body, JSONResponse):
             return body
-        run = convert(body)
+        run = _convert(body, limits)
         if isinstance(run, JSONResponse):
             return run
         if not slots.take(1):
-            return busy()
+            return _busy(slots)
         try:
             response = await run_in_threadpool(execute, run)
         finally:
@@ -148,7 +132,7 @@ def create_sandbox_app(
     @app.post("/run_code/batch", response_model=BatchRunCodeResponse,
               **documented(413, 422, 429, body=BatchRunCodeRequest))  # fmt: skip
     async def run_code_batch(request: Request) -> Any:
-        body = await parse(request, BatchRunCodeRequest)
+        body = await _parse(request, BatchRunCodeRequest, max_body_bytes)
         if isinstance(body, JSONResponse):
             return body
         if len(body.requests) > max_batch:
@@ -163,14 +147,40 @@ def create_sandbox_app(
                 return error_response(422, f"requests[{index}]: {exc}")
         granted = slots.take(len(runs))
         if not granted:
-            return busy()
+            return _busy(slots)
         try:
             results = await run_in_threadpool(_run_all, execute, runs, granted)
         finally:
             slots.give(granted)
         return BatchRunCodeResponse(results=results).model_dump()
 
-    return app
+
+def _busy(slots: Slots) -> JSONResponse:
+    response = error_response(
+        429,
+        f"all {slots.total} sandbox slots are busy; retry after a moment or raise --max-concurrency",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+async def _parse(request: Request, model: type[pydantic.BaseModel], max_body_bytes: int) -> Any:
+    payload = await read_json_body(request, max_body_bytes)
+    if isinstance(payload, JSONResponse):
+        return payload
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        return error_response(
+            422, "request does not match the run_code schema", errors=describe_validation_error(exc)
+        )
+
+
+def _convert(body: RunCodeRequest, limits: ServerLimits) -> RunRequest | JSONResponse:
+    try:
+        return body.to_run_request(limits)
+    except SandboxRequestError as exc:
+        return error_response(422, str(exc))
 
 
 def _run_all(
