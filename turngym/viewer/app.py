@@ -158,32 +158,28 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
     src = source if isinstance(source, ViewerSource) else resolve_source(source)
     store = store if store is not None else TrajectoryStore(src.files)
     app = FastAPI(title="turngym view", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    charts_cache: dict[str, tuple[float, bytes]] = {}
-
-    def refresh() -> None:
-        if src.rollouts_dir is not None and src.rollouts_dir.is_dir():
-            store.refresh(_rollout_files(src.rollouts_dir))
-
-    def metric_rows() -> list[dict[str, Any]]:
-        if src.metrics is None or not src.metrics.is_file():
-            return []
-        rows = []
-        for line in src.metrics.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written
-                continue
-        return rows
-
-    def charts_with_data() -> list[str]:
-        from turngym.trainers.dashboard import CHARTS, has_data
-
-        rows = metric_rows()
-        return [c.name for c in CHARTS if has_data(rows, c)]
 
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    _add_trajectory_routes(app, src, store)
+    _add_metric_routes(app, src)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _add_trajectory_routes(app: FastAPI, src: ViewerSource, store: TrajectoryStore) -> None:
+    """``/api/summary``, ``/api/trajectories``, ``/api/trajectories/{id}`` and ``/api/problems``."""
+
+    def refresh() -> None:
+        if src.rollouts_dir is not None and src.rollouts_dir.is_dir():
+            store.refresh(_rollout_files(src.rollouts_dir))
 
     @app.get("/api/summary")
     def summary() -> dict[str, Any]:
@@ -234,15 +230,20 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
         items = [{"file": p.file, "line": p.line, "error": p.error} for p in store.problems]
         return {"total": len(items), "items": items}
 
+
+def _add_metric_routes(app: FastAPI, src: ViewerSource) -> None:
+    """``/api/metrics``, ``/api/charts`` and ``/charts/{name}.png``."""
+    charts_cache: dict[str, tuple[float, bytes]] = {}
+
     @app.get("/api/metrics")
     def metrics() -> dict[str, Any]:
-        return {"rows": metric_rows()}
+        return {"rows": _metric_rows(src)}
 
     @app.get("/api/charts")
     def charts() -> dict[str, Any]:
         if importlib.util.find_spec("matplotlib") is None:
             return {"charts": [], "note": NO_MATPLOTLIB}
-        return {"charts": [{"name": n, "url": f"/charts/{n}.png"} for n in charts_with_data()]}
+        return {"charts": [{"name": n, "url": f"/charts/{n}.png"} for n in _charts_with_data(src)]}
 
     @app.get("/charts/{name}.png")
     def chart(name: str) -> Response:
@@ -254,7 +255,7 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
             raise HTTPException(404, str(exc.args[0])) from None
         if importlib.util.find_spec("matplotlib") is None:
             raise HTTPException(501, NO_MATPLOTLIB)
-        rows = metric_rows()
+        rows = _metric_rows(src)
         if not has_data(rows, spec):
             raise HTTPException(
                 404, f"chart {name!r} has no data: the run logged none of {list(spec.metrics)}"
@@ -264,9 +265,22 @@ def create_viewer_app(source: ViewerSource | str | Path, store: TrajectoryStore 
             charts_cache[name] = (stamp, render_chart(rows, spec))
         return Response(charts_cache[name][1], media_type="image/png")
 
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+def _metric_rows(src: ViewerSource) -> list[dict[str, Any]]:
+    """The rows of the run's ``metrics.jsonl`` (none when it has none)."""
+    if src.metrics is None or not src.metrics.is_file():
+        return []
+    rows = []
+    for line in src.metrics.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line being written
+            continue
+    return rows
+
+
+def _charts_with_data(src: ViewerSource) -> list[str]:
+    from turngym.trainers.dashboard import CHARTS, has_data
+
+    rows = _metric_rows(src)
+    return [c.name for c in CHARTS if has_data(rows, c)]
