@@ -227,16 +227,7 @@ def evaluate(
     if agent not in BASELINES and not agent.startswith(("hf:", "vllm:", "openai:")):
         raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     model_dir = _model_dir(agent)
-    record = read_env_record(model_dir) if model_dir is not None else None
-    if record is not None and env_id not in (None, record["env_id"]):
-        record = None  # another env than the model was trained on: none of its settings apply
-    if env_id is None:
-        if record is None:
-            raise ConfigError(
-                f"give the environment to evaluate on, e.g. turngym eval turngym/Maze-v0 --agent {agent} "
-                f"(only a model trained by turngym train knows its own: its {ENV_RECORD})"
-            )
-        env_id = str(record["env_id"])
+    env_id, record = _env_and_record(env_id, agent, model_dir)
     trained = record or {}
     options = {**trained.get("env_kwargs", {}), **parse_options(option)}
     context = context or trained.get("context", "full")
@@ -254,9 +245,7 @@ def evaluate(
         )
     if out is not None:
         prepare_output(out)
-    env = make_env(env_id, options)  # constructor mistakes surface before any model work
-    jobs = _jobs(episodes, group_size, seed, env.num_tasks)
-    env.close()  # every episode builds its own env
+    jobs = _planned_jobs(env_id, options, episodes, group_size, seed)
     start = time.perf_counter()
     if agent in BASELINES:
         trajectories = _run_agent(env_id, options, agent, None, jobs, LoopConfig(env_id=env_id), concurrency)
@@ -278,8 +267,43 @@ def evaluate(
         finally:
             if hasattr(policy, "close"):
                 policy.close()
-    wall = time.perf_counter() - start
-    _fail_when_nothing_got_through(trajectories, len(jobs))
+    _report(env_id, agent, trajectories, time.perf_counter() - start, len(jobs), out)
+
+
+def _env_and_record(
+    env_id: str | None, agent: str, model_dir: Path | None
+) -> tuple[str, dict[str, Any] | None]:
+    """The env to evaluate on and the training record in ``model_dir`` that applies to it: the
+    model's own env when ``env_id`` is None; no record when the model was trained on another env."""
+    record = read_env_record(model_dir) if model_dir is not None else None
+    if record is not None and env_id not in (None, record["env_id"]):
+        record = None  # another env than the model was trained on: none of its settings apply
+    if env_id is None:
+        if record is None:
+            raise ConfigError(
+                f"give the environment to evaluate on, e.g. turngym eval turngym/Maze-v0 --agent {agent} "
+                f"(only a model trained by turngym train knows its own: its {ENV_RECORD})"
+            )
+        env_id = str(record["env_id"])
+    return env_id, record
+
+
+def _planned_jobs(
+    env_id: str, options: dict[str, Any], episodes: int, group_size: int, seed: int
+) -> list[tuple[int, int]]:
+    """:func:`_jobs` for the env's task count."""
+    env = make_env(env_id, options)  # constructor mistakes surface before any model work
+    jobs = _jobs(episodes, group_size, seed, env.num_tasks)
+    env.close()  # every episode builds its own env
+    return jobs
+
+
+def _report(
+    env_id: str, agent: str, trajectories: list[Trajectory], wall: float, planned: int, out: Path | None
+) -> None:
+    """The summary table printed, and with ``out`` the trajectories and the markdown report written;
+    fails when every episode failed for an infrastructure reason."""
+    _fail_when_nothing_got_through(trajectories, planned)
     row = summary_row(env_id, agent, trajectories, wall)
     _print_summary(row, trajectories)
     if out is not None:
