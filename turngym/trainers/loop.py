@@ -17,11 +17,12 @@ Then, per iteration:
 5. sync the rollout policy (in-process: the same module; its version is bumped), evaluate every
    ``eval.every`` iterations, log, checkpoint every ``checkpoint_every``.
 
-At the end: ``report.json`` (warm-start and final held-out success with 95% Wilson intervals,
-config, timings), ``plot.png``, the dashboards (``dashboard/*.png``), ``report.md`` and the final
-model under ``final/`` (loadable as ``hf:DIR``; its ``turngym.json`` records the env settings
-``turngym eval`` then uses by default). Every ``rollouts_every`` iterations the trained-on
-trajectories with their credit go to ``rollouts/`` (:mod:`turngym.trainers.rollout_log`).
+At the end (:func:`~turngym.trainers.phases.write_report`): ``report.json`` (warm-start and final
+held-out success with 95% Wilson intervals, config, timings), ``plot.png``, the dashboards
+(``dashboard/*.png``), ``report.md`` and the final model under ``final/`` (loadable as
+``hf:DIR``; its ``turngym.json`` records the env settings ``turngym eval`` then uses by default).
+Every ``rollouts_every`` iterations the trained-on trajectories with their credit go to
+``rollouts/`` (:mod:`turngym.trainers.rollout_log`).
 
 The run directory is accepted before anything is written to it (a new run needs a directory
 without a run, a resumed one the same settings); every stage announces itself on stderr
@@ -50,28 +51,24 @@ import yaml
 from turngym.agents.adapters import is_adapter_dir
 from turngym.agents.random_models import arch_of, is_random_spec
 from turngym.errors import ConfigError
-from turngym.reports import write_train_report
 from turngym.trainers import advantages as credit
 from turngym.trainers.april.rollout import PartialRollouts, turn_lags, version_lag_metrics
 from turngym.trainers.arpo.attribution import attribute
 from turngym.trainers.arpo.metrics import arpo_metrics
-from turngym.trainers.batching import build_batch, informative_groups
-from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run, save_checkpoint
+from turngym.trainers.batching import TrainBatch, build_batch, informative_groups
+from turngym.trainers.checkpoint import CONFIG_FILE, REPORT_FILE, open_run
 from turngym.trainers.config import TrainConfig
-from turngym.trainers.dashboard import DASHBOARD_DIR, write_dashboards
-from turngym.trainers.distributed import (
-    World,
-    barrier,
-    close_world,
-    full_state_dict,
-    init_world,
-    save_checkpoint_sharded,
-)
-from turngym.trainers.learner import ReferencePass, build_learner, reference_pass
-from turngym.trainers.lora import save_model
+from turngym.trainers.distributed import World, barrier, close_world, full_state_dict, init_world
+from turngym.trainers.learner import Learner, ReferencePass, build_learner, reference_pass
 from turngym.trainers.losses.tis import tis_weights
-from turngym.trainers.metrics import MetricsLog, ProgressReport, plot_run, read_metrics
-from turngym.trainers.phases import WARM_START, evaluate_iteration, restore, warm_start
+from turngym.trainers.metrics import ProgressReport
+from turngym.trainers.phases import (
+    WARM_START,
+    checkpoint_iteration,
+    evaluate_iteration,
+    resume_or_warm_start,
+    write_report,
+)
 from turngym.trainers.precision import MasterWeightsAdamW
 from turngym.trainers.rollout import (
     collect_rollouts,
@@ -82,9 +79,8 @@ from turngym.trainers.rollout import (
     trainable,
 )
 from turngym.trainers.rollout_log import TokenText, rollouts_due, write_rollouts
-from turngym.trainers.rundir import write_env_record
 from turngym.trainers.sft import load_policy
-from turngym.trainers.update import UpdateSettings, batch_logprobs, ppo_update
+from turngym.trainers.update import UpdateSettings, batch_logprobs, ppo_update, update_settings
 from turngym.trajectory import Trajectory
 
 
@@ -96,34 +92,6 @@ class TrainResult:
     output_dir: Path
     already_finished: bool = False
     """The run had done all its iterations before this call, which changed nothing."""
-
-
-def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
-    """The update stage's settings; ``max_turns`` (the env's turn limit) sets Dr. GRPO's constant
-    L = ``rollout.max_new_tokens`` × ``max_turns`` unless ``loss.norm_tokens`` gives it."""
-    loss, optim, arpo = config.loss, config.optim, config.rollout.arpo
-    aepo = config.rollout.strategy == "arpo"
-    return UpdateSettings(
-        policy_loss=loss.policy_loss,
-        clip_low=loss.clip_low,
-        clip_high=loss.clip_high,
-        dual_clip=loss.dual_clip,
-        aggregation=loss.aggregation,
-        max_len=config.loss.norm_tokens or config.rollout.max_new_tokens * max_turns,
-        kl_coef=loss.kl_coef,
-        kl_kind=loss.kl_kind,
-        entropy_coef=loss.entropy_coef,
-        epochs=optim.epochs,
-        mini_batch_rows=optim.mini_batch_rows,
-        micro_batch_rows=optim.micro_batch_rows,
-        grad_clip=optim.grad_clip,
-        temperature=config.rollout.temperature,
-        max_tokens_per_micro_batch=optim.max_tokens_per_micro_batch,
-        logprob_chunk_tokens=config.model.logprob_chunk_tokens,
-        vocab_chunk=config.model.logprob_vocab_chunk,
-        entropy_advantage=arpo.entropy_advantage if aepo else 0.0,
-        balanced_clipping=arpo.balanced_clipping_tokens if aepo and arpo.balanced_clipping else None,
-    )
 
 
 def gather_groups(
@@ -223,87 +191,23 @@ def _train(
     if opened.finished:
         return TrainResult(json.loads((out / REPORT_FILE).read_text()), out, already_finished=True)
     _check_model_dir(config.model.model)
-    probe = env_factory(config, "train")()  # env settings are part of accepting the run
-    max_turns = probe.max_turns
-    probe.close()
+    max_turns = _probe_max_turns(config)
     torch.set_num_threads(config.model.threads)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
-
-    progress.stage(f"building the policy {config.model.model} on {config.model.device}")
-    policy = load_policy(config)
-    if world.main:
-        out.mkdir(parents=True, exist_ok=True)  # accepted: from here on the run directory is written
-        (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        if on_start is not None:
-            on_start(out)
-    learner = build_learner(policy.model, config, world)
-    model, optimizer, scheduler = learner.model, learner.optimizer, learner.scheduler
-    trained = policy.model if world.distributed else model  # what warm starts and final/ hold
-    digest = config.digest()
-    ckpt_root = out / "checkpoints"
-    history: dict[str, Any] = {}
-
-    def checkpoint(iteration: int) -> None:
-        save = save_checkpoint_sharded if world.distributed else save_checkpoint
-        save(
-            ckpt_root,
-            iteration,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            history=history,
-            config_digest=digest,
-            keep=config.keep_checkpoints,
-            **({"world": world} if world.distributed else {}),
-        )
-
-    ckpt = opened.checkpoint
-    if ckpt is not None:
-        progress.stage(f"resuming {out} after iteration {ckpt.iteration} of {config.iterations}")
-        restore(ckpt, policy, learner, world)
-        history.update(ckpt.history)
-        start = ckpt.iteration
-        log = _metrics_log(out, start, config, world)
-        history["resumed_at"].append(start)
-    else:
-        progress.stage(f"run directory {out}")
-        log = _metrics_log(out, None, config, world)
-        history.update({"sft": {}, "evals": [], "resumed_at": []})
-        warm_start(config, policy, learner, trained, world, history, log, progress)
-        start = 0
-        barrier(world)
-        checkpoint(0)
-
+    policy, learner = _build_policy(config, progress, on_start, world)
+    trained = policy.model if world.distributed else learner.model  # what warm starts and final/ hold
+    start, history, log = resume_or_warm_start(
+        config, opened.checkpoint, policy, learner, trained, progress, world
+    )
     reference = None
     if config.loss.kl_coef:  # the frozen warm start (LoRA: the base model), also after a resume
         warm_weights = torch.load(out / WARM_START, map_location="cpu", weights_only=True)
         reference = reference_pass(trained, warm_weights)
-    if start < config.iterations:
-        c, r = config, config.rollout
-        progress.stage(
-            f"RL: {c.iterations - start} {c.credit.estimator} iterations of {r.groups_per_iteration} "
-            f"groups x {r.group_size} rollouts, held-out evaluation every {c.eval.every}"
-        )
-    progress.start_iterations(done=start, total=config.iterations)
-    april = PartialRollouts() if config.rollout.april.enabled else None
-    if april is not None and world.distributed:
-        raise ConfigError("rollout.april runs in one process; launch the run without torchrun")
-    settings = update_settings(config, max_turns)
-    try:
-        for iteration in range(start + 1, config.iterations + 1):
-            metrics = run_iteration(
-                config, policy, optimizer, scheduler, settings, iteration, reference, learner=model,
-                world=world, april=april,
-            )  # fmt: skip
-            evaluate_iteration(config, policy, iteration, metrics, history, world)
-            log.write(iteration, metrics)
-            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-                checkpoint(iteration)
-            progress.iteration(iteration, metrics)
-    finally:
-        if april is not None:  # the episodes still carried
-            april.close()
+    _rl_iterations(
+        config, policy, learner, update_settings(config, max_turns), reference,
+        start=start, history=history, log=log, progress=progress, world=world,
+    )  # fmt: skip
     progress.close()
     log.close()
     if not world.main:
@@ -314,34 +218,6 @@ def _train(
     result = TrainResult(report, out)
     barrier(world)
     return result
-
-
-class _NoLog:
-    """The metrics sink of ranks other than 0."""
-
-    def write(self, iteration: int, metrics: dict[str, float]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _metrics_log(out: Path, resume_after: int | None, config: TrainConfig, world: World) -> Any:
-    if not world.main:
-        return _NoLog()
-    return MetricsLog(out, resume_after=resume_after, tensorboard=config.tensorboard, sinks=_sinks(config))
-
-
-def _sinks(config: TrainConfig) -> list[Any]:
-    """The extra metric sinks ``logging`` asks for."""
-    if not config.logging.wandb:
-        return []
-    from turngym.trainers.wandb_sink import WandbSink
-
-    lg = config.logging
-    return [
-        WandbSink(config.output_dir, project=lg.wandb_project, mode=lg.wandb_mode, config=config.to_dict())
-    ]
 
 
 def _check_model_dir(model: str) -> None:
@@ -357,6 +233,72 @@ def _check_model_dir(model: str) -> None:
             f"model.model={model}: {path} is not a model directory (no config.json); give a directory "
             f"written by save_pretrained, or {backend}:tiny"
         )
+
+
+def _probe_max_turns(config: TrainConfig) -> int:
+    """The training env's turn limit, from one env built with the run's settings (building it is
+    part of accepting the run)."""
+    probe = env_factory(config, "train")()
+    max_turns = probe.max_turns
+    probe.close()
+    return max_turns
+
+
+def _build_policy(
+    config: TrainConfig, progress: ProgressReport, on_start: Callable[[Path], None] | None, world: World
+) -> tuple[Any, Learner]:
+    """The policy and its learner. Once the policy is built the run is accepted: rank 0 creates the
+    run directory, records the config there and calls ``on_start``."""
+    progress.stage(f"building the policy {config.model.model} on {config.model.device}")
+    policy = load_policy(config)
+    if world.main:
+        out = Path(config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)  # accepted: from here on the run directory is written
+        (out / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        if on_start is not None:
+            on_start(out)
+    return policy, build_learner(policy.model, config, world)
+
+
+def _rl_iterations(
+    config: TrainConfig,
+    policy: Any,
+    learner: Learner,
+    settings: UpdateSettings,
+    reference: ReferencePass | None,
+    *,
+    start: int,
+    history: dict[str, Any],
+    log: Any,
+    progress: ProgressReport,
+    world: World,
+) -> None:
+    """Iterations ``start + 1`` to ``config.iterations``, each evaluated, logged and checkpointed
+    when due; the partial rollouts still carried at the end (``rollout.april``) are closed."""
+    if start < config.iterations:
+        c, r = config, config.rollout
+        progress.stage(
+            f"RL: {c.iterations - start} {c.credit.estimator} iterations of {r.groups_per_iteration} "
+            f"groups x {r.group_size} rollouts, held-out evaluation every {c.eval.every}"
+        )
+    progress.start_iterations(done=start, total=config.iterations)
+    april = PartialRollouts() if config.rollout.april.enabled else None
+    if april is not None and world.distributed:
+        raise ConfigError("rollout.april runs in one process; launch the run without torchrun")
+    try:
+        for iteration in range(start + 1, config.iterations + 1):
+            metrics = run_iteration(
+                config, policy, learner.optimizer, learner.scheduler, settings, iteration, reference,
+                learner=learner.model, world=world, april=april,
+            )  # fmt: skip
+            evaluate_iteration(config, policy, iteration, metrics, history, world)
+            log.write(iteration, metrics)
+            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+                checkpoint_iteration(config, learner, history, iteration, world)
+            progress.iteration(iteration, metrics)
+    finally:
+        if april is not None:  # the episodes still carried
+            april.close()
 
 
 def run_iteration(
@@ -380,12 +322,7 @@ def run_iteration(
     t0 = time.perf_counter()
     raw, shaped, stats = gather_groups(policy, config, iteration, world, april)
     t1 = time.perf_counter()
-    metrics = {**rollout_metrics(raw, shaped), **stats}
-    if april is not None:
-        metrics.update(version_lag_metrics(raw, policy.version))
-    arpo = config.rollout.strategy == "arpo"
-    if arpo:
-        metrics.update(arpo_metrics(raw))
+    metrics = _collection_metrics(config, policy, raw, shaped, stats, april)
     if not shaped:
         return {**metrics, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
     advantages, credit_stats = compute_group_advantages(config, trainable(shaped))
@@ -400,22 +337,9 @@ def run_iteration(
     if not any(turn.action_ids for group in shaped for t in group for turn in t.turns):
         # e.g. every first prompt overflowed the context: nothing was sampled, nothing to train
         return {**metrics, **credit_stats, "perf/rollout_s": t1 - t0, "loss/optimizer_steps": 0.0}
-    if arpo:  # hard attribution: shared prefixes get the mean advantage and count once
-        shaped, advantages = attribute(config.rollout.arpo.attribution, shaped, advantages)
-    batch = build_batch(shaped, advantages, policy.pad_id)
-    if config.recomputes_logprobs or april is not None:
-        current = batch_logprobs(model, batch, settings)
-        mask = batch.loss_mask.bool()
-        gap = (current - batch.old_logprobs)[mask].abs()
-        metrics["loss/rollout_logprob_gap"] = float(gap.mean()) if mask.any() else 0.0
-        if april is not None:  # turns sampled by older versions: min(π_old/π_behaviour, C)
-            lags = build_batch(shaped, turn_lags(shaped, policy.version), policy.pad_id).advantages
-            weights = tis_weights(current, batch.old_logprobs, lags > 0, config.rollout.april.tis_cap)
-            batch = replace(batch, tis_weights=weights)
-        batch = replace(batch, old_logprobs=current)
-    ref = None
-    if reference is not None:
-        ref = reference(batch, settings)
+    batch, batch_stats = _train_batch(config, policy, model, shaped, advantages, settings, april)
+    metrics.update(batch_stats)
+    ref = None if reference is None else reference(batch, settings)
     generator = torch.Generator().manual_seed(derive_seed(config.seed, iteration, 3))
     update = ppo_update(
         model, optimizer, scheduler, batch, settings, generator=generator, ref_logprobs=ref, world=world
@@ -423,53 +347,62 @@ def run_iteration(
     # sync the rollout policy: hf shares the module (a version bump), vllm reloads, FSDP gathers
     policy.update_weights(full_state_dict(model) if world.distributed else {})
     t3 = time.perf_counter()
-    metrics.update(credit_stats)
-    metrics.update(update)
-    metrics.update(
-        {
-            "perf/rollout_s": t1 - t0,
-            "perf/credit_s": t2 - t1,
-            "perf/update_s": t3 - t_update,
-            "perf/rollout_tokens_per_s": metrics["rollout/action_tokens"] / max(t1 - t0, 1e-9),
-            "perf/train_tokens_per_s": float(batch.attention_mask.sum())
-            * settings.epochs
-            / max(t3 - t_update, 1e-9),
-            "perf/lr": float(scheduler.get_last_lr()[0]),
-        }
-    )
+    rollout_s, update_s = t1 - t0, t3 - t_update
+    train_tokens = float(batch.attention_mask.sum()) * settings.epochs
+    return {
+        **metrics,
+        **credit_stats,
+        **update,
+        "perf/rollout_s": rollout_s,
+        "perf/credit_s": t2 - t1,
+        "perf/update_s": update_s,
+        "perf/rollout_tokens_per_s": metrics["rollout/action_tokens"] / max(rollout_s, 1e-9),
+        "perf/train_tokens_per_s": train_tokens / max(update_s, 1e-9),
+        "perf/lr": float(scheduler.get_last_lr()[0]),
+    }
+
+
+def _collection_metrics(
+    config: TrainConfig,
+    policy: Any,
+    raw: list[list[Trajectory]],
+    shaped: list[list[Trajectory]],
+    stats: dict[str, float],
+    april: PartialRollouts | None,
+) -> dict[str, float]:
+    """Stage 1's metrics: ``rollout/`` ones and the collection ``stats``, then the ``april/``
+    version lags and ``arpo/`` branching when those are on."""
+    metrics = {**rollout_metrics(raw, shaped), **stats}
+    if april is not None:
+        metrics.update(version_lag_metrics(raw, policy.version))
+    if config.rollout.strategy == "arpo":
+        metrics.update(arpo_metrics(raw))
     return metrics
 
 
-def write_report(
+def _train_batch(
     config: TrainConfig,
     policy: Any,
-    history: dict[str, Any],
-    seconds: float,
-    model: torch.nn.Module | None = None,
-) -> dict[str, Any]:
-    """``report.json``, ``plot.png``, ``dashboard/*.png``, ``report.md`` and ``final/`` of a finished
-    run (``model``: the trained module when it is not ``policy.model``; a LoRA model saves only its
-    adapter)."""
-    out = Path(config.output_dir)
-    evals = history["evals"]
-    first, last = evals[0], evals[-1]
-    report = {
-        "env_id": config.env.env_id,
-        "estimator": config.credit.estimator,
-        "iterations": config.iterations,
-        "warm_start": {k.removeprefix("eval/"): v for k, v in first.items() if k.startswith("eval/")},
-        "final": {k.removeprefix("eval/"): v for k, v in last.items() if k.startswith("eval/")},
-        "sft": history["sft"],
-        "evals": evals,
-        "resumed_at": history["resumed_at"],
-        "seconds_this_process": seconds,
-        "config": config.to_dict(),
-    }
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
-    rows = read_metrics(out / "metrics.jsonl")
-    plot_run(rows, out / "plot.png", f"{config.credit.estimator} on {config.env.env_id}")
-    write_train_report(out, report, rows, write_dashboards(rows, out / DASHBOARD_DIR))
-    save_model(model if model is not None else policy.model, out / "final")
-    policy.tokenizer.save_pretrained(out / "final")
-    write_env_record(out / "final", config)
-    return report
+    model: torch.nn.Module,
+    shaped: list[list[Trajectory]],
+    advantages: list,
+    settings: UpdateSettings,
+    april: PartialRollouts | None,
+) -> tuple[TrainBatch, dict[str, float]]:
+    """Stage 3: the token batch (ARPO: a shared prefix counts once) and its metrics. When π_old
+    is recomputed (the config asks, or ``april``), the batch carries the learner's log-probs and
+    ``loss/rollout_logprob_gap`` their mean gap to the sampler's; ``april`` adds TIS weights."""
+    if config.rollout.strategy == "arpo":  # hard attribution: shared prefixes get the mean advantage
+        shaped, advantages = attribute(config.rollout.arpo.attribution, shaped, advantages)
+    batch = build_batch(shaped, advantages, policy.pad_id)
+    if not (config.recomputes_logprobs or april is not None):
+        return batch, {}
+    current = batch_logprobs(model, batch, settings)
+    mask = batch.loss_mask.bool()
+    gap = (current - batch.old_logprobs)[mask].abs()
+    stats = {"loss/rollout_logprob_gap": float(gap.mean()) if mask.any() else 0.0}
+    if april is not None:  # turns sampled by older versions: min(π_old/π_behaviour, C)
+        lags = build_batch(shaped, turn_lags(shaped, policy.version), policy.pad_id).advantages
+        weights = tis_weights(current, batch.old_logprobs, lags > 0, config.rollout.april.tis_cap)
+        batch = replace(batch, tis_weights=weights)
+    return replace(batch, old_logprobs=current), stats

@@ -1,6 +1,7 @@
 """Metric sinks of a run: JSONL (one line per iteration), TensorBoard, optionally Weights & Biases
-(:mod:`turngym.trainers.wandb_sink`), the final PNG plot, and
-:class:`ProgressReport`, what a run says while it runs.
+(:mod:`turngym.trainers.wandb_sink`), opened as the config asks by :func:`open_metrics_log` (on
+rank 0; other ranks log nothing), the final PNG plot, and :class:`ProgressReport`, what a run says
+while it runs.
 
 Metric names are namespaced: ``rollout/`` (episodes, success, turns, tokens), ``reward/``,
 ``credit/`` (advantage statistics; GiGPO step-group sizes and singleton fraction), ``loss/``,
@@ -17,7 +18,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from turngym.trainers.config import TrainConfig
+    from turngym.trainers.distributed import World
 
 
 class MetricsLog:
@@ -68,6 +73,41 @@ class MetricsLog:
             self._writer.close()
         for sink in self._sinks:
             sink.close()
+
+
+class _NoLog:
+    """The metrics sink of ranks other than 0."""
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_metrics_log(config: TrainConfig, world: World, *, resume_after: int | None) -> Any:
+    """The metrics log of the run in ``config.output_dir`` (:class:`MetricsLog` with the sinks
+    ``tensorboard`` and ``logging`` ask for) on rank 0, a sink that drops everything on the others."""
+    if not world.main:
+        return _NoLog()
+    return MetricsLog(
+        Path(config.output_dir),
+        resume_after=resume_after,
+        tensorboard=config.tensorboard,
+        sinks=_sinks(config),
+    )
+
+
+def _sinks(config: TrainConfig) -> list[Any]:
+    """The extra metric sinks ``logging`` asks for."""
+    if not config.logging.wandb:
+        return []
+    from turngym.trainers.wandb_sink import WandbSink
+
+    lg = config.logging
+    return [
+        WandbSink(config.output_dir, project=lg.wandb_project, mode=lg.wandb_mode, config=config.to_dict())
+    ]
 
 
 def _finite(value: Any) -> Any:

@@ -19,6 +19,8 @@ With ``max_tokens_per_micro_batch`` the micro-batches are cut by a token budget 
 longest row ≤ budget), and the π_old and reference passes (:func:`batch_logprobs`) run in the same
 chunks; the log-probs come from the memory-bounded head (:mod:`turngym.trainers.logprobs`) unless
 ``logprob_chunk_tokens`` is 0.
+
+The stage reads :class:`UpdateSettings`, which :func:`update_settings` takes from the run's config.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 
 from turngym.trainers.batching import TrainBatch, sequence_chunks, token_budget_chunks
+from turngym.trainers.config import TrainConfig
 from turngym.trainers.distributed import World, reduce_sums
 from turngym.trainers.logprobs import chunked_sequence_logprobs, plain_sequence_logprobs
 from turngym.trainers.losses import token_weights, total_loss
@@ -127,6 +130,34 @@ class UpdateSettings:
     """AEPO's entropy-aware advantage coefficient c (0: off; :mod:`~turngym.trainers.losses.aepo`)."""
     balanced_clipping: str | None = None
     """AEPO's gradient-preserving clipping at ``all`` or ``high_entropy`` tokens (None: off)."""
+
+
+def update_settings(config: TrainConfig, max_turns: int) -> UpdateSettings:
+    """The update stage's settings; ``max_turns`` (the env's turn limit) sets Dr. GRPO's constant
+    L = ``rollout.max_new_tokens`` × ``max_turns`` unless ``loss.norm_tokens`` gives it."""
+    loss, optim, arpo = config.loss, config.optim, config.rollout.arpo
+    aepo = config.rollout.strategy == "arpo"
+    return UpdateSettings(
+        policy_loss=loss.policy_loss,
+        clip_low=loss.clip_low,
+        clip_high=loss.clip_high,
+        dual_clip=loss.dual_clip,
+        aggregation=loss.aggregation,
+        max_len=config.loss.norm_tokens or config.rollout.max_new_tokens * max_turns,
+        kl_coef=loss.kl_coef,
+        kl_kind=loss.kl_kind,
+        entropy_coef=loss.entropy_coef,
+        epochs=optim.epochs,
+        mini_batch_rows=optim.mini_batch_rows,
+        micro_batch_rows=optim.micro_batch_rows,
+        grad_clip=optim.grad_clip,
+        temperature=config.rollout.temperature,
+        max_tokens_per_micro_batch=optim.max_tokens_per_micro_batch,
+        logprob_chunk_tokens=config.model.logprob_chunk_tokens,
+        vocab_chunk=config.model.logprob_vocab_chunk,
+        entropy_advantage=arpo.entropy_advantage if aepo else 0.0,
+        balanced_clipping=arpo.balanced_clipping_tokens if aepo and arpo.balanced_clipping else None,
+    )
 
 
 def minibatch_loss(

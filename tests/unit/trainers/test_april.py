@@ -31,7 +31,7 @@ from turngym.trainers.config import TrainConfig
 from turngym.trainers.config_load import load_config
 from turngym.trainers.losses import total_loss
 from turngym.trainers.losses.tis import tis_weights
-from turngym.trainers.update import UpdateSettings, minibatch_loss
+from turngym.trainers.update import UpdateSettings, minibatch_loss, update_settings
 
 MOVES = ["go north", "go south", "go east", "go west", "look around"]
 
@@ -288,7 +288,7 @@ def test_the_iteration_weights_stale_turns_by_tis(
     monkeypatch.setattr(train_loop, "ppo_update", capture)
     optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    settings = train_loop.update_settings(config, 6)
+    settings = update_settings(config, 6)
     april = PartialRollouts()
     groups: list = []
     monkeypatch.setattr(

@@ -148,7 +148,7 @@ def test_logprob_recomputation_is_automatic_for_samplers_apart_from_the_learner(
 
 
 def test_dr_grpo_constant_is_one_trajectorys_generation_budget():
-    from turngym.trainers.loop import update_settings
+    from turngym.trainers.update import update_settings
 
     assert update_settings(load_config(None, []), max_turns=4).max_len == 6 * 4
     assert update_settings(load_config(None, ["loss.norm_tokens=10"]), max_turns=4).max_len == 10
