@@ -63,7 +63,30 @@ def train(
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and nproc > 1:
         raise ConfigError("--nproc starts torchrun itself; under torchrun leave it out")
-    notes: list[str] = []
+    cfg, notes = _run_config(config, overrides, output_dir, resume, world_size)
+    err = Console(stderr=True, highlight=False)
+    for note in notes:
+        err.print(f"note: {note}", markup=False, soft_wrap=True)
+    console = Console(highlight=False)
+    if print_config:
+        console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), markup=False)
+        return
+    if nproc > 1:
+        _exec_processes(cfg, nproc, config, overrides, output_dir, resume)
+    from turngym.trainers.loop import train as run_train
+
+    auto_named = resume is None and not (output_dir or _names_output_dir(config, overrides))
+    result = run_train(cfg, resume=resume is not None, on_start=_link_latest if auto_named else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # rank 0 prints the result
+    _print_result(console, result.output_dir, result.report, result.already_finished)
+
+
+def _run_config(
+    config: Path | None, overrides: list[str], output_dir: str | None, resume: Path | None, world_size: int
+) -> tuple[TrainConfig, list[str]]:
+    """The run's config and its notes: with ``resume`` the config the run recorded, else the
+    ``config`` file's (default: the embedded job) in the named or a new run directory."""
     if resume is not None:
         if output_dir:
             raise ConfigError("--resume DIR continues the run in DIR; leave out --output-dir")
@@ -73,40 +96,40 @@ def train(
             raise ConfigError(
                 f"{resume} holds no run to resume (no config.yaml); start a new run without --resume"
             )
-        cfg, notes = resolve_config(config or recorded, [*overrides, f"output_dir={run_dir}"])
-    else:
-        explicit = bool(output_dir) or _names_output_dir(config, overrides)
-        cfg, notes = resolve_config(config, overrides + ([f"output_dir={output_dir}"] if output_dir else []))
-        if not explicit and world_size > 1:
-            raise ConfigError(
-                "under torchrun every rank must train the same run: name its directory with -o DIR"
-            )
-        if not explicit:
-            cfg = replace(cfg, output_dir=str(new_run_dir(cfg)))
-    err = Console(stderr=True, highlight=False)
-    for note in notes:
-        err.print(f"note: {note}", markup=False, soft_wrap=True)
-    console = Console(highlight=False)
-    if print_config:
-        console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), markup=False)
-        return
-    if nproc > 1:
-        from turngym.trainers.loop import check_multiprocess
+        return resolve_config(config or recorded, [*overrides, f"output_dir={run_dir}"])
+    explicit = bool(output_dir) or _names_output_dir(config, overrides)
+    cfg, notes = resolve_config(config, overrides + ([f"output_dir={output_dir}"] if output_dir else []))
+    if not explicit and world_size > 1:
+        raise ConfigError("under torchrun every rank must train the same run: name its directory with -o DIR")
+    if not explicit:
+        cfg = replace(cfg, output_dir=str(new_run_dir(cfg)))
+    return cfg, notes
 
-        check_multiprocess(cfg)  # before torchrun starts: one message, not one per rank
-        named = ["-o", cfg.output_dir] if resume is None and not output_dir else []
-        if resume is None and not (output_dir or _names_output_dir(config, overrides)):
-            Path(cfg.output_dir).parent.mkdir(parents=True, exist_ok=True)
-            _link_latest(Path(cfg.output_dir))
-        _exec_torchrun(nproc, [*_without_nproc(sys.argv[1:]), *named])
-    from turngym.trainers.loop import train as run_train
 
-    auto_named = resume is None and not (output_dir or _names_output_dir(config, overrides))
-    result = run_train(cfg, resume=resume is not None, on_start=_link_latest if auto_named else None)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # rank 0 prints the result
-    out, report = result.output_dir, result.report
-    if result.already_finished:
+def _exec_processes(
+    cfg: TrainConfig,
+    nproc: int,
+    config: Path | None,
+    overrides: list[str],
+    output_dir: str | None,
+    resume: Path | None,
+) -> None:
+    """Replace this process with ``torchrun`` training ``cfg`` in ``nproc`` processes, in the run
+    directory resolved here (``-o`` added when this process named it)."""
+    from turngym.trainers.loop import check_multiprocess
+
+    check_multiprocess(cfg)  # before torchrun starts: one message, not one per rank
+    named = ["-o", cfg.output_dir] if resume is None and not output_dir else []
+    if resume is None and not (output_dir or _names_output_dir(config, overrides)):
+        Path(cfg.output_dir).parent.mkdir(parents=True, exist_ok=True)
+        _link_latest(Path(cfg.output_dir))
+    _exec_torchrun(nproc, [*_without_nproc(sys.argv[1:]), *named])
+
+
+def _print_result(console: Console, out: Path, report: dict[str, Any], already_finished: bool) -> None:
+    """The result table and where the report, plot and model are (and, for a run that was already
+    finished, how to train it longer)."""
+    if already_finished:
         n = int(report["iterations"])
         console.print(
             f"{out} is finished ({n} of {n} iterations); nothing was changed. To train it longer: "
