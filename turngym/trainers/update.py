@@ -185,52 +185,66 @@ def minibatch_loss(
     for index in range(world.rank, -(-len(chunks) // world.size) * world.size, world.size):
         real = index < len(chunks)
         chunk = chunks[index if real else 0]
-        rows = torch.tensor(chunk, dtype=torch.long)
         micro = batch.select(chunk)
-        width = micro.input_ids.shape[1]
         weight = float(micro.loss_mask.sum()) / num_tokens if real else 0.0
-        need_entropy = (
-            settings.entropy_coef > 0
-            or settings.entropy_advantage > 0
-            or settings.balanced_clipping == "high_entropy"
-        )
-        out = token_logprobs(
-            model, micro, temperature=settings.temperature, with_entropy=need_entropy,
-            chunk_tokens=settings.logprob_chunk_tokens, vocab_chunk=settings.vocab_chunk,
-        )  # fmt: skip
-        device = out.logprobs.device
-        ref = None if ref_logprobs is None else ref_logprobs[rows][:, :width].to(device)
-        mask, advantages = micro.loss_mask.to(device), micro.advantages.to(device)
-        if settings.entropy_advantage and out.entropy is not None:
-            advantages = entropy_scaled_advantages(advantages, out.entropy, mask, settings.entropy_advantage)
-        preserve = None
-        if settings.balanced_clipping is not None:
-            preserve = preserved_tokens(out.entropy, mask, settings.balanced_clipping)
-        loss, stats = total_loss(
-            settings.policy_loss,
-            out.logprobs,
-            micro.old_logprobs.to(device),
-            advantages,
-            mask,
-            clip_low=settings.clip_low,
-            clip_high=settings.clip_high,
-            dual_clip=settings.dual_clip,
-            aggregation=settings.aggregation,
-            ref_logprobs=ref,
-            kl_coef=settings.kl_coef,
-            kl_kind=settings.kl_kind,
-            entropy=out.entropy,
-            entropy_coef=settings.entropy_coef,
-            agg={"weights": weights[rows][:, :width].to(device), "seq_ids": micro.seq_ids.to(device)},
-            preserve_high=preserve,
-            tis_weights=None if micro.tis_weights is None else micro.tis_weights.to(device),
-        )
+        loss, stats = _micro_batch_loss(model, micro, chunk, weights, settings, ref_logprobs)
         (loss * (loss_scale * world.size if real else 0.0)).backward()
         for key, value in stats.items():  # sums of losses; token-weighted means of diagnostics
             totals[key] = totals.get(key, 0.0) + (
                 (value if real else 0.0) if key in ("loss/policy", "loss/total") else value * weight
             )
     return reduce_sums(totals, world)
+
+
+def _micro_batch_loss(
+    model: torch.nn.Module,
+    micro: TrainBatch,
+    chunk: list[int],
+    weights: torch.Tensor,
+    settings: UpdateSettings,
+    ref_logprobs: torch.Tensor | None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of ``micro`` (the mini-batch's rows ``chunk``) and its diagnostics
+    (:func:`~turngym.trainers.losses.total_loss`), aggregated with those rows of the mini-batch's
+    token ``weights``; AEPO's entropy-scaled advantages and preserved tokens when those are on."""
+    rows = torch.tensor(chunk, dtype=torch.long)
+    width = micro.input_ids.shape[1]
+    need_entropy = (
+        settings.entropy_coef > 0
+        or settings.entropy_advantage > 0
+        or settings.balanced_clipping == "high_entropy"
+    )
+    out = token_logprobs(
+        model, micro, temperature=settings.temperature, with_entropy=need_entropy,
+        chunk_tokens=settings.logprob_chunk_tokens, vocab_chunk=settings.vocab_chunk,
+    )  # fmt: skip
+    device = out.logprobs.device
+    ref = None if ref_logprobs is None else ref_logprobs[rows][:, :width].to(device)
+    mask, advantages = micro.loss_mask.to(device), micro.advantages.to(device)
+    if settings.entropy_advantage and out.entropy is not None:
+        advantages = entropy_scaled_advantages(advantages, out.entropy, mask, settings.entropy_advantage)
+    preserve = None
+    if settings.balanced_clipping is not None:
+        preserve = preserved_tokens(out.entropy, mask, settings.balanced_clipping)
+    return total_loss(
+        settings.policy_loss,
+        out.logprobs,
+        micro.old_logprobs.to(device),
+        advantages,
+        mask,
+        clip_low=settings.clip_low,
+        clip_high=settings.clip_high,
+        dual_clip=settings.dual_clip,
+        aggregation=settings.aggregation,
+        ref_logprobs=ref,
+        kl_coef=settings.kl_coef,
+        kl_kind=settings.kl_kind,
+        entropy=out.entropy,
+        entropy_coef=settings.entropy_coef,
+        agg={"weights": weights[rows][:, :width].to(device), "seq_ids": micro.seq_ids.to(device)},
+        preserve_high=preserve,
+        tis_weights=None if micro.tis_weights is None else micro.tis_weights.to(device),
+    )
 
 
 def ppo_update(
