@@ -49,18 +49,8 @@ def total_loss(
     """The differentiable loss and its diagnostics (``loss/policy``, ``loss/kl``, ...);
     ``preserve_high``: AEPO's gradient-preserving clipping at those tokens; ``tis_weights``: the
     per-token truncated importance weights of partial rollouts (both ``ppo_clip`` only)."""
-    if name not in POLICY_LOSSES:
-        raise ConfigError(f"unknown policy loss {name!r}; choose one of {sorted(POLICY_LOSSES)}")
-    if preserve_high is not None and name != "ppo_clip":
-        raise ConfigError(f"gradient-preserving clipping applies to ppo_clip, not {name!r}")
+    extra = _policy_options(name, dual_clip, preserve_high, tis_weights)
     agg = dict(agg or {})
-    extra: dict[str, Any] = {"dual_clip": dual_clip} if name == "ppo_clip" else {}
-    if preserve_high is not None:
-        extra["preserve_high"] = preserve_high
-    if tis_weights is not None:
-        if name != "ppo_clip":
-            raise ConfigError(f"truncated importance weights apply to ppo_clip, not {name!r}")
-        extra["token_weights"] = tis_weights
     out = POLICY_LOSSES[name](
         logprobs,
         old_logprobs,
@@ -94,6 +84,25 @@ def total_loss(
         stats["loss/tis_weight_mean"] = float(masked_mean(tis_weights, m))
     stats["loss/total"] = float(loss.detach())
     return loss, stats
+
+
+def _policy_options(
+    name: str, dual_clip: float | None, preserve_high: torch.Tensor | None, tis_weights: torch.Tensor | None
+) -> dict[str, Any]:
+    """The keyword arguments of policy loss ``name`` beyond the shared ones; raises
+    :class:`ConfigError` for an unknown loss, or options that only ``ppo_clip`` takes."""
+    if name not in POLICY_LOSSES:
+        raise ConfigError(f"unknown policy loss {name!r}; choose one of {sorted(POLICY_LOSSES)}")
+    if preserve_high is not None and name != "ppo_clip":
+        raise ConfigError(f"gradient-preserving clipping applies to ppo_clip, not {name!r}")
+    extra: dict[str, Any] = {"dual_clip": dual_clip} if name == "ppo_clip" else {}
+    if preserve_high is not None:
+        extra["preserve_high"] = preserve_high
+    if tis_weights is not None:
+        if name != "ppo_clip":
+            raise ConfigError(f"truncated importance weights apply to ppo_clip, not {name!r}")
+        extra["token_weights"] = tis_weights
+    return extra
 
 
 __all__ = [
