@@ -131,33 +131,15 @@ class StepBatch:
         return 0, counts in its group's statistics and receives an empty list in :meth:`split`.
         """
         rows = list(rows)
-        group_ids: dict[Hashable, int] = {}
-        traj_ids: dict[Hashable, int] = {}
-        traj_group_list: list[int] = []
-        for group, trajectory in (*members, *((r.group, r.trajectory) for r in rows)):
-            g = group_ids.setdefault(group, len(group_ids))
-            if trajectory not in traj_ids:
-                traj_ids[trajectory] = len(traj_ids)
-                traj_group_list.append(g)
-            elif traj_group_list[traj_ids[trajectory]] != g:
-                raise TrainerError(
-                    f"trajectory {trajectory!r} appears in groups {group!r} and another one; "
-                    "each trajectory must belong to exactly one group"
-                )
-        # number trajectories group by group, in first-appearance order inside a group
-        order = sorted(range(len(traj_group_list)), key=lambda j: (traj_group_list[j], j))
-        renumber = np.empty(len(order), dtype=np.int64)
-        renumber[order] = np.arange(len(order))
-        keys_by_old = list(traj_ids)
-        traj_keys = tuple(keys_by_old[j] for j in order)
-        traj_group = np.asarray([traj_group_list[j] for j in order], dtype=np.int64)
-
-        traj = renumber[np.fromiter((traj_ids[r.trajectory] for r in rows), np.int64, len(rows))]
+        number, traj_keys, traj_group = _number_trajectories(
+            (*members, *((r.group, r.trajectory) for r in rows))
+        )
+        traj = np.fromiter((number[r.trajectory] for r in rows), np.int64, len(rows))
         turn = np.fromiter((r.turn for r in rows), np.int64, len(rows))
         perm = np.arange(len(rows)) if _sorted else np.lexsort((turn, traj))
         traj, turn = traj[perm], turn[perm]
         ordered = [rows[k] for k in perm]
-        traj_len = np.bincount(traj, minlength=len(order)).astype(np.int64)
+        traj_len = np.bincount(traj, minlength=len(traj_keys)).astype(np.int64)
         traj_start = np.concatenate(([0], np.cumsum(traj_len)[:-1])).astype(np.int64)
         expected = np.arange(len(rows)) - traj_start[traj] if len(rows) else turn
         if not np.array_equal(turn, expected):
@@ -166,16 +148,8 @@ class StepBatch:
                 f"trajectory {traj_keys[traj[bad]]!r} has turn {int(turn[bad])} where turn "
                 f"{int(expected[bad])} was expected; every trajectory needs turns 0..T-1, each once"
             )
-        anchor_index: dict[tuple[Hashable, Hashable], int] = {}
-        anchor_id = np.fromiter(
-            (anchor_index.setdefault((r.group, r.anchor), len(anchor_index)) for r in ordered),
-            np.int64,
-            len(rows),
-        )
-        action_index: dict[str, int] = {}
-        action_id = np.fromiter(
-            (action_index.setdefault(r.action, len(action_index)) for r in ordered), np.int64, len(rows)
-        )
+        anchor_id, anchor_keys = _intern(((r.group, r.anchor) for r in ordered), len(rows))
+        action_id, _ = _intern((r.action for r in ordered), len(rows))
         return cls(
             group=traj_group[traj] if len(rows) else np.zeros(0, np.int64),
             traj=traj,
@@ -184,7 +158,7 @@ class StepBatch:
             anchor_id=anchor_id,
             action_id=action_id,
             entropy=np.fromiter((r.entropy for r in ordered), np.float64, len(rows)),
-            anchors=tuple(anchor for _, anchor in anchor_index),
+            anchors=tuple(anchor for _, anchor in anchor_keys),
             traj_group=traj_group,
             traj_start=traj_start,
             traj_len=traj_len,
@@ -200,6 +174,42 @@ class StepBatch:
             start = int(self.traj_start[n])
             out[int(self.traj_group[n])].append(flat[start : start + int(self.traj_len[n])])
         return out
+
+
+def _number_trajectories(
+    pairs: Iterable[tuple[Hashable, Hashable]],
+) -> tuple[dict[Hashable, int], tuple[Hashable, ...], np.ndarray]:
+    """Number the trajectories of ``(group, trajectory)`` pairs group by group, in first-appearance
+    order inside a group: (each trajectory key's number, the keys in number order, the group of each
+    number). Raises :class:`TrainerError` when a trajectory appears in two groups."""
+    group_ids: dict[Hashable, int] = {}
+    traj_ids: dict[Hashable, int] = {}
+    traj_group_list: list[int] = []
+    for group, trajectory in pairs:
+        g = group_ids.setdefault(group, len(group_ids))
+        if trajectory not in traj_ids:
+            traj_ids[trajectory] = len(traj_ids)
+            traj_group_list.append(g)
+        elif traj_group_list[traj_ids[trajectory]] != g:
+            raise TrainerError(
+                f"trajectory {trajectory!r} appears in groups {group!r} and another one; "
+                "each trajectory must belong to exactly one group"
+            )
+    order = sorted(range(len(traj_group_list)), key=lambda j: (traj_group_list[j], j))
+    renumber = np.empty(len(order), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    keys_by_old = list(traj_ids)
+    number = {key: int(renumber[old]) for key, old in traj_ids.items()}
+    traj_group = np.asarray([traj_group_list[j] for j in order], dtype=np.int64)
+    return number, tuple(keys_by_old[j] for j in order), traj_group
+
+
+def _intern(keys: Iterable[Hashable], count: int) -> tuple[np.ndarray, list[Hashable]]:
+    """int64 [count]: the id of each of ``count`` keys, numbered by first appearance; and the
+    distinct keys in id order."""
+    index: dict[Hashable, int] = {}
+    ids = np.fromiter((index.setdefault(key, len(index)) for key in keys), np.int64, count)
+    return ids, list(index)
 
 
 def dense_keys(keys: np.ndarray) -> np.ndarray:
