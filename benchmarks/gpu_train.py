@@ -21,13 +21,16 @@ and one optimizer step (:func:`~turngym.trainers.update.ppo_update`) over ``--ba
     python benchmarks/gpu_train.py --jobs qwen2.5-1.5b --steps 5
 
 Writes ``benchmarks/results/gpu_train.json`` and prints a markdown table. Needs a CUDA GPU with
-about 80 GB for the 7B job.
+about 80 GB for the 7B job. ``--device cpu --layers 1 --vocab 4096 --peak-tflops 1`` runs the same code on a
+CPU at toy sizes (peak memory is then the process's peak RSS): the smoke test that keeps the script
+working between GPU sessions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,6 +46,7 @@ from turngym.trainers.precision import build_optimizer
 from turngym.trainers.update import UpdateSettings, batch_logprobs, ppo_update
 
 RESULTS = Path(__file__).parent / "results" / "gpu_train.json"
+SMOKE = "a smoke test on the CPU: --device cpu --layers 1 --vocab 4096 --peak-tflops 1"
 JOBS = {
     "qwen2.5-1.5b": {"lora": 0, "fp32_master": True, "lr": 1e-6},
     "qwen2.5-7b": {"lora": 16, "fp32_master": False, "lr": 1e-5},
@@ -62,10 +66,34 @@ def synthetic_batch(vocab: int, rows: int, length: int) -> TrainBatch:
     )
 
 
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_gb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 2**20  # type: ignore[union-attr]
+
+
 def run_job(arch: str, args: argparse.Namespace, peak: float) -> dict:
     job = JOBS[arch]
-    torch.cuda.empty_cache()
-    _, model = build_random(f"random:{arch}", dtype=torch.bfloat16, device="cuda")
+    device = args.device
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    overrides = {"num_hidden_layers": args.layers} if args.layers else {}
+    if args.vocab:
+        overrides["vocab_size"] = args.vocab
+    _, model = build_random(f"random:{arch}", dtype=torch.bfloat16, device=device, **overrides)
     params = sum(p.numel() for p in model.parameters())
     enable_checkpointing(model)
     if job["lora"]:
@@ -87,15 +115,15 @@ def run_job(arch: str, args: argparse.Namespace, peak: float) -> dict:
     step_s, old_s = [], []
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
-            torch.cuda.reset_peak_memory_stats()
-        torch.cuda.synchronize()
+            _reset_peak(device)
+        _sync(device)
         t0 = time.perf_counter()
         old = batch_logprobs(model, batch, settings)
-        torch.cuda.synchronize()
+        _sync(device)
         t1 = time.perf_counter()
         step_batch = TrainBatch(batch.input_ids, batch.attention_mask, batch.loss_mask, batch.advantages, old)
         ppo_update(model, optimizer, None, step_batch, settings, generator=torch.Generator())
-        torch.cuda.synchronize()
+        _sync(device)
         t2 = time.perf_counter()
         if step >= args.warmup:
             old_s.append(t1 - t0)
@@ -110,7 +138,7 @@ def run_job(arch: str, args: argparse.Namespace, peak: float) -> dict:
         "step_s": seconds,
         "old_pass_s": sorted(old_s)[len(old_s) // 2],
         "tokens_per_s": tokens / seconds,
-        "peak_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_gb": _peak_gb(device),
         "mfu": mfu(learner_flops(params, tokens, trainable), seconds, peak),
     }
     del model, optimizer
@@ -126,11 +154,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak of a GPU not in the table")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: the smoke test")
+    parser.add_argument("--layers", type=int, default=None, help="keep the first N decoder layers")
+    parser.add_argument("--vocab", type=int, default=None, help="a smaller vocabulary (smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("gpu_train.py needs a CUDA GPU (torch.cuda.is_available() is False)")
-    name = torch.cuda.get_device_name()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"gpu_train.py needs a CUDA GPU (torch.cuda.is_available() is False); {SMOKE}")
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_for(name)
     if peak is None:
         sys.exit(f"no bf16 peak known for {name}; pass --peak-tflops")
@@ -150,7 +181,15 @@ def main() -> None:
         cells += [f"{r['peak_gb']:.1f}", f"{r['mfu']:.1%}"]
         print("| " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"device": name, "peak_flops": peak, "batch": args.batch, "length": args.length, "rows": rows}
+    report = {
+        "device": name,
+        "peak_flops": peak,
+        "batch": args.batch,
+        "length": args.length,
+        "layers": args.layers,
+        "vocab": args.vocab,
+        "rows": rows,
+    }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
