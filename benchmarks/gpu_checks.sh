@@ -50,7 +50,8 @@ run() {  # run SECONDS NAME COMMAND...: one check, its output in $out/NAME.log
   [ "$rc" -eq 0 ] || { echo "== $name failed with exit code $rc"; status=1; }
 }
 run 180 gpu_tests python3 -m pytest -q -p no:cacheprovider -m gpu \
-  tests/unit/agents/test_hf_gpu.py tests/integration/trainers/test_train_gpu.py tests/integration/kernel/test_gpu.py
+  tests/unit/agents/test_hf_gpu.py tests/unit/trainers/test_logprobs_gpu.py tests/integration/trainers/test_train_gpu.py \
+  tests/integration/kernel/test_gpu.py
 run 180 gpu_train python3 benchmarks/gpu_train.py --out "$out/gpu_train.json"
 run 120 rollout_speed python3 benchmarks/rollout_speed.py --device cuda --out "$out/rollout_speed_cuda.json"
 run 90 kernel_gpu python3 benchmarks/kernel_gpu.py
