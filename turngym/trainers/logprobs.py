@@ -9,9 +9,10 @@ positions × ``vocab_chunk`` vocabulary rows at a time, so the largest temporary
 
 With z = h Wᵀ / τ (τ the temperature), y the next token, p = softmax(z):
 
-* log p_y = z_y − logsumexp(z), accumulated over vocabulary chunks with the running-max
-  (online softmax) recurrence m' = max(m, max z_c), s' = s·e^{m−m'} + Σ_c e^{z−m'};
-* entropy H = logsumexp(z) − Σ p z, with Σ e^{z−m}·z carried along the same recurrence;
+* log p_y = z_y − log Z, log Z = logsumexp(z) = logsumexp_c ℓ_c over the vocabulary chunks c,
+  ℓ_c = logsumexp(z_c) (each chunk's own, as in the online softmax);
+* entropy H = log Z − Σ p z, with Σ p z = Σ_c e^{ℓ_c − log Z} S_c and S_c = Σ_{k∈c} e^{z_k − ℓ_c} z_k,
+  the chunk's softmax-weighted mean of z;
 * backward (the chunks are recomputed, nothing [N, V] is stored): with upstream gradients g_ℓ of
   log p_y and g_H of H,  ∂/∂z_k = g_ℓ (δ_{k,y} − p_k) − g_H · p_k (log p_k + H), then
   ∂h = (∂z · W) / τ and ∂W = (∂zᵀ · h) / τ.
@@ -70,23 +71,20 @@ class _ChunkedHead(torch.autograd.Function):
         for t0 in range(0, n, chunk_tokens):
             h = hidden[t0 : t0 + chunk_tokens]
             y = targets[t0 : t0 + chunk_tokens]
-            m = logz.new_full((h.shape[0],), -torch.inf)
-            s = logz.new_zeros(h.shape[0])
-            sz = logz.new_zeros(h.shape[0])  # Σ e^{z−m} z
+            lse, mean_z = [], []  # ℓ_c and S_c of each vocabulary chunk, [n_c] each
             for v0 in range(0, vocab, vocab_chunk):
-                z = _product(h, weight[v0 : v0 + vocab_chunk].T) * scale  # [n_c, v_c] fp32
-                new_m = torch.maximum(m, z.max(dim=-1).values)
-                decay = torch.exp(m - new_m)
-                e = torch.exp(z - new_m[:, None])
-                s = s * decay + e.sum(-1)
-                sz = sz * decay + (e * z).sum(-1)
-                m = new_m
-                inside = (y >= v0) & (y < v0 + z.shape[1])
-                rows = inside.nonzero().squeeze(-1)
+                z = _product(h, weight[v0 : v0 + vocab_chunk].T)  # [n_c, v_c] fp32
+                if scale != 1.0:
+                    z.mul_(scale)
+                lse.append(torch.logsumexp(z, dim=-1))
+                mean_z.append(torch.linalg.vecdot(torch.sub(z, lse[-1][:, None]).exp_(), z))
+                rows = ((y >= v0) & (y < v0 + z.shape[1])).nonzero().squeeze(-1)
                 picked[t0 + rows] = z[rows, y[rows] - v0]
-            lz = m + torch.log(s)
+            parts = torch.stack(lse)  # [C, n_c]
+            lz = torch.logsumexp(parts, dim=0)
             logz[t0 : t0 + chunk_tokens] = lz
-            entropy[t0 : t0 + chunk_tokens] = lz - sz / s
+            entropy[t0 : t0 + chunk_tokens] = lz - (torch.exp(parts - lz) * torch.stack(mean_z)).sum(0)
+        ctx.set_materialize_grads(False)  # an output the loss does not use gets None, not zeros
         ctx.save_for_backward(hidden, weight, targets, logz, entropy)
         ctx.settings = (scale, chunk_tokens, vocab_chunk)
         return picked - logz, entropy
@@ -97,6 +95,8 @@ class _ChunkedHead(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         hidden, weight, targets, logz, entropy = ctx.saved_tensors
         scale, chunk_tokens, vocab_chunk = ctx.settings
+        if grad_logp is None and grad_entropy is None:
+            return None, None, None, None, None, None
         n, vocab = hidden.shape[0], weight.shape[0]
         g_l = grad_logp.float() if grad_logp is not None else None
         g_h = grad_entropy.float() if grad_entropy is not None else None
@@ -109,17 +109,24 @@ class _ChunkedHead(torch.autograd.Function):
             for t0 in range(0, n, chunk_tokens):
                 sl = slice(t0, t0 + chunk_tokens)
                 h = hidden[sl]
-                logp = _product(h, w.T) * scale - logz[sl, None]  # log p_k for k in this chunk
-                p = torch.exp(logp)
-                gz = torch.zeros_like(p)
+                logp = _product(h, w.T)  # then log p_k for k in this chunk, [n_c, v_c]
+                if scale != 1.0:
+                    logp.mul_(scale)
+                logp.sub_(logz[sl, None])
+                # ∂z = τ⁻¹ (g_ℓ δ_{k,y} − p_k c_k), c_k = g_ℓ + g_H (log p_k + H), in place on logp
+                gz = torch.exp(logp)
+                if g_h is not None:
+                    coef = logp.add_(entropy[sl, None]).mul_(g_h[sl, None])
+                    if g_l is not None:
+                        coef.add_(g_l[sl, None])
+                    gz.mul_(coef)
+                else:
+                    gz.mul_(g_l[sl, None])
+                gz.mul_(-scale)
                 if g_l is not None:
-                    gz -= g_l[sl, None] * p
                     y = targets[sl]
                     rows = ((y >= v0) & (y < v0 + w.shape[0])).nonzero().squeeze(-1)
-                    gz[rows, y[rows] - v0] += g_l[sl][rows]
-                if g_h is not None:
-                    gz -= g_h[sl, None] * p * (logp + entropy[sl, None])
-                gz *= scale
+                    gz[rows, y[rows] - v0] += scale * g_l[sl][rows]
                 if grad_hidden is not None:
                     grad_hidden[sl] += _product(gz, w)
                 if gw is not None:

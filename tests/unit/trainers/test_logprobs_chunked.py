@@ -67,6 +67,20 @@ def test_chunked_head_equals_full_log_softmax_in_values_and_gradients(chunk_toke
     torch.testing.assert_close(got[1], weight.grad.float(), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("used", [0, 1], ids=["logp only", "entropy only"])
+def test_chunked_head_gradients_when_the_loss_uses_one_output(used):
+    torch.manual_seed(2)
+    hidden = torch.randn(7, 5, requires_grad=True)
+    weight = torch.randn(13, 5, requires_grad=True)
+    targets = torch.randint(13, (7,))
+    head_logprobs(hidden, weight, targets, vocab_chunk=4, temperature=0.5)[used].sum().backward()
+    got = (hidden.grad.clone(), weight.grad.clone())
+    hidden.grad = weight.grad = None
+    full_reference(hidden, weight, targets, 0.5)[used].sum().backward()
+    torch.testing.assert_close(got[0], hidden.grad.float(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got[1], weight.grad.float(), atol=1e-5, rtol=1e-4)
+
+
 def test_chunked_head_on_bf16_weights_computes_in_fp32_and_returns_grads_in_bf16():
     torch.manual_seed(1)
     hidden = torch.randn(5, 8).bfloat16().requires_grad_()
