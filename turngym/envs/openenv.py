@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
@@ -36,7 +35,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from turngym.envs.core import StepOutcome, TextEnv
 from turngym.envs.openenv_http import add_openenv_http_routes
-from turngym.envs.server_sessions import EnvService, Reply, StepRequest
+from turngym.envs.server_sessions import EnvService, Reply, StepRequest, bearer
 from turngym.errors import EnvError
 
 CODES = {401: "SESSION_ERROR", 403: "SESSION_ERROR", 404: "SESSION_ERROR", 409: "EXECUTION_ERROR",
@@ -66,13 +65,11 @@ def _failed(reply: Reply) -> dict[str, Any]:
     return _error(f"{status}: {detail}", CODES.get(status, "EXECUTION_ERROR"))
 
 
-def add_openenv_routes(
-    app: FastAPI, service: EnvService, token_of: Callable[[Mapping[str, str]], str | None]
-) -> None:
+def add_openenv_routes(app: FastAPI, service: EnvService) -> None:
     """``WS /ws``, ``GET /schema`` and the stateless ``POST /reset``, ``POST /step`` and
     ``GET /state`` (:mod:`turngym.envs.openenv_http`) in OpenEnv's shapes, served by ``service``'s
     sessions."""
-    add_openenv_http_routes(app, service, token_of)
+    add_openenv_http_routes(app, service)
 
     @app.get("/schema")
     def schema() -> dict[str, Any]:
@@ -84,7 +81,7 @@ def add_openenv_routes(
 
     @app.websocket("/ws")
     async def openenv_channel(websocket: WebSocket) -> None:
-        token = token_of(websocket.headers)
+        token = bearer(websocket.headers)
         await websocket.accept()
         status, body = await service.create(token)
         if status != 201:

@@ -21,7 +21,6 @@ deadlines (``timeout_s``, capped at the server's) and metrics hold. A malformed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic
@@ -29,10 +28,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from turngym import __version__
-from turngym.envs.server_sessions import EnvService, Reply, parse
+from turngym.envs.server_sessions import EnvService, Reply, bearer, parse, respond
 from turngym.tools.server import documented, read_json_body
-
-RETRY_AFTER_S = "1"
 
 
 class OpenEnvResetRequest(pydantic.BaseModel):
@@ -81,17 +78,7 @@ class OpenEnvState(pydantic.BaseModel):
     step_count: int = 0
 
 
-def _respond(reply: Reply) -> Response:
-    status, body = reply
-    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
-    if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse(status_code=status, content=body, headers=headers)
-
-
-def add_openenv_http_routes(
-    app: FastAPI, service: EnvService, token_of: Callable[[Mapping[str, str]], str | None]
-) -> None:
+def add_openenv_http_routes(app: FastAPI, service: EnvService) -> None:
     """``POST /reset``, ``POST /step`` and ``GET /state`` in OpenEnv's shapes (module docstring)."""
     limit_s = service.limits.request_timeout_s
     probe = service.factory()
@@ -107,14 +94,14 @@ def add_openenv_http_routes(
             return payload
         parsed = parse(model, payload)
         if isinstance(parsed, tuple):
-            return _respond(parsed)
-        token = token_of(request.headers)
+            return respond(parsed)
+        token = bearer(request.headers)
         created = await service.create(token)
         if created[0] != 201:
-            return _respond(created)
+            return respond(created)
         sid = created[1]["session_id"]
         try:
-            return _respond(await _play(service, sid, token, parsed, limit_s))
+            return respond(await _play(service, sid, token, parsed, limit_s))
         finally:
             if sid in service.sessions:
                 await service.delete(sid, token)
@@ -131,13 +118,13 @@ def add_openenv_http_routes(
 
     @app.get("/state", response_model=OpenEnvState, **documented(401))
     def state(request: Request) -> Response:
-        denied = service.authorize(token_of(request.headers))
-        return _respond(denied or (200, OpenEnvState().model_dump()))
+        denied = service.authorize(bearer(request.headers))
+        return respond(denied or (200, OpenEnvState().model_dump()))
 
     @app.get("/metadata", response_model=OpenEnvMetadata, **documented(401))
     def describe(request: Request) -> Response:
-        denied = service.authorize(token_of(request.headers))
-        return _respond(denied or (200, metadata))
+        denied = service.authorize(bearer(request.headers))
+        return respond(denied or (200, metadata))
 
 
 async def _play(

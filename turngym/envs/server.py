@@ -60,7 +60,6 @@ from turngym.envs.server_sessions import (
     DEADLINE_HEADER,
     BadReset,
     EnvService,
-    Reply,
     ResetRequest,
     ServerLimits,
     StepRequest,
@@ -68,13 +67,12 @@ from turngym.envs.server_sessions import (
     deadline,
     error,
     parse,
+    respond,
 )
 from turngym.envs.server_ws import add_websocket_routes
 from turngym.tools.server import documented, read_body, read_json_body
 
 __all__ = ["BadReset", "ResetRequest", "ServerLimits", "StepRequest", "create_env_app"]
-
-RETRY_AFTER_S = "1"
 
 
 class SessionCreated(pydantic.BaseModel):
@@ -115,16 +113,6 @@ class BatchReply(pydantic.BaseModel):
     results: list[BatchResult]
 
 
-def _respond(reply: Reply) -> Response:
-    status, body = reply
-    if status == 204:
-        return Response(status_code=204)
-    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
-    if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse(status_code=status, content=body, headers=headers)
-
-
 def create_env_app(
     env_id: str,
     factory: Callable[[], TextEnv],
@@ -162,7 +150,7 @@ def create_env_app(
     _add_session_routes(app, service)
     add_websocket_routes(app, service)
     if openenv:
-        add_openenv_routes(app, service, bearer)
+        add_openenv_routes(app, service)
     if html:
         _add_browser_ui(app, factory, env_id, max_body_bytes)
     return app
@@ -199,13 +187,13 @@ def _add_info_routes(app: FastAPI, service: EnvService, meta: dict[str, Any]) ->
     @app.get("/envs", **documented(401))
     def envs(request: Request) -> Any:
         denied = service.authorize(bearer(request.headers))
-        return _respond(denied) if denied else {"envs": [meta]}
+        return respond(denied) if denied else {"envs": [meta]}
 
     @app.get("/metrics", response_class=PlainTextResponse, **documented(401))
     def metrics(request: Request) -> Response:
         denied = service.authorize(bearer(request.headers))
         if denied:
-            return _respond(denied)
+            return respond(denied)
         return PlainTextResponse(
             service.metrics.render(service.gauges()), media_type="text/plain; version=0.0.4"
         )
@@ -218,16 +206,16 @@ def _add_session_routes(app: FastAPI, service: EnvService) -> None:
 
     @app.post("/sessions", status_code=201, response_model=SessionCreated, **documented(401, 429, 500))
     async def create_session(request: Request) -> Response:
-        return _respond(await service.create(bearer(request.headers)))
+        return respond(await service.create(bearer(request.headers)))
 
     async def http_call(sid: str, op: str, request: Request) -> Response:
         timeout = deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
         if isinstance(timeout, tuple):
-            return _respond(timeout)
+            return respond(timeout)
         payload = await read_json_body(request, limits.max_body_bytes)
         if isinstance(payload, JSONResponse):
             return payload
-        return _respond(await service.call(sid, op, payload, bearer(request.headers), timeout))
+        return respond(await service.call(sid, op, payload, bearer(request.headers), timeout))
 
     call_errors = (401, 403, 404, 409, 413, 422, 500, 503, 504)
 
@@ -247,7 +235,7 @@ def _add_session_routes(app: FastAPI, service: EnvService) -> None:
 
     @app.delete("/sessions/{sid}", status_code=204, **documented(401, 403, 404))
     async def delete_session(sid: str, request: Request) -> Response:
-        return _respond(await service.delete(sid, bearer(request.headers)))
+        return respond(await service.delete(sid, bearer(request.headers)))
 
 
 async def _batch(service: EnvService, request: Request) -> Response:
@@ -257,19 +245,19 @@ async def _batch(service: EnvService, request: Request) -> Response:
     token = bearer(request.headers)
     denied = service.authorize(token)
     if denied:
-        return _respond(denied)
+        return respond(denied)
     timeout = deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
     if isinstance(timeout, tuple):
-        return _respond(timeout)
+        return respond(timeout)
     payload = await read_json_body(request, limits.max_body_bytes)
     if isinstance(payload, JSONResponse):
         return payload
     parsed = parse(BatchRequest, payload)
     if isinstance(parsed, tuple):
-        return _respond(parsed)
+        return respond(parsed)
     assert isinstance(parsed, BatchRequest)
     if len(parsed.calls) > limits.max_batch:
-        return _respond(error(422, f"{len(parsed.calls)} calls is over the limit of {limits.max_batch}"))
+        return respond(error(422, f"{len(parsed.calls)} calls is over the limit of {limits.max_batch}"))
     replies = await asyncio.gather(
         *(service.call(c.session_id, c.type, c.data, token, timeout) for c in parsed.calls)
     )

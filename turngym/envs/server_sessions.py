@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
+from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from turngym.envs.core import TextEnv
 from turngym.envs.server_metrics import ServerMetrics
@@ -106,6 +108,22 @@ def _same_token(a: str | None, b: str | None) -> bool:
 
 def error(status: int, detail: str, **extra: Any) -> Reply:
     return status, {"detail": detail, **extra}
+
+
+RETRY_AFTER_S = "1"
+"""The ``Retry-After`` of a 429 or 503: seconds a client waits before trying again."""
+
+
+def respond(reply: Reply) -> Response:
+    """The HTTP response of a ``(status, body)`` reply: 204 with no body; ``Retry-After`` on 429 and
+    503; ``WWW-Authenticate: Bearer`` on 401."""
+    status, body = reply
+    if status == 204:
+        return Response(status_code=204)
+    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
