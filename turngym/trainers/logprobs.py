@@ -42,11 +42,21 @@ _MM_OUT_DTYPE = hasattr(torch.ops.aten.mm, "dtype")
 """This torch has ``torch.mm(a, b, out_dtype=...)`` (a CUDA kernel for bf16/fp16 → fp32)."""
 
 
+def _tensor_cores(t: torch.Tensor) -> bool:
+    return _MM_OUT_DTYPE and t.is_cuda and t.dtype in _HALF
+
+
+def _operand(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as :func:`_product` takes it: as it is for the tensor cores, else an fp32 copy (made
+    once for all the products a chunk takes part in)."""
+    return t if _tensor_cores(t) else t.float()
+
+
 def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` in fp32, a [m, k] and b [k, n]: on CUDA with half-precision ``b`` through the
     tensor cores (``a`` rounded to ``b``'s dtype, fp32 accumulation and result), else on fp32
-    copies of both."""
-    if _MM_OUT_DTYPE and b.is_cuda and b.dtype in _HALF:
+    copies of both (none made for an fp32 operand)."""
+    if _tensor_cores(b):
         return torch.mm(a.to(b.dtype), b, out_dtype=torch.float32)
     return a.float() @ b.float()
 
@@ -69,7 +79,7 @@ class _ChunkedHead(torch.autograd.Function):
         entropy = hidden.new_empty(n, dtype=torch.float32)
         picked = hidden.new_empty(n, dtype=torch.float32)
         for t0 in range(0, n, chunk_tokens):
-            h = hidden[t0 : t0 + chunk_tokens]
+            h = _operand(hidden[t0 : t0 + chunk_tokens])
             y = targets[t0 : t0 + chunk_tokens]
             lse, mean_z = [], []  # ℓ_c and S_c of each vocabulary chunk, [n_c] each
             for v0 in range(0, vocab, vocab_chunk):
@@ -104,11 +114,11 @@ class _ChunkedHead(torch.autograd.Function):
         grad_hidden = hidden.new_zeros(n, hidden.shape[1], dtype=torch.float32) if want_h else None
         grad_weight = torch.zeros_like(weight) if want_w else None
         for v0 in range(0, vocab, vocab_chunk):
-            w = weight[v0 : v0 + vocab_chunk]  # [v_c, H]
+            w = _operand(weight[v0 : v0 + vocab_chunk])  # [v_c, H]
             gw = torch.zeros_like(w, dtype=torch.float32) if want_w else None
             for t0 in range(0, n, chunk_tokens):
                 sl = slice(t0, t0 + chunk_tokens)
-                h = hidden[sl]
+                h = _operand(hidden[sl])
                 logp = _product(h, w.T)  # then log p_k for k in this chunk, [n_c, v_c]
                 if scale != 1.0:
                     logp.mul_(scale)
