@@ -209,12 +209,10 @@ def _add_session_routes(app: FastAPI, service: EnvService) -> None:
         return respond(await service.create(bearer(request.headers)))
 
     async def http_call(sid: str, op: str, request: Request) -> Response:
-        timeout = deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
-        if isinstance(timeout, tuple):
-            return respond(timeout)
-        payload = await read_json_body(request, limits.max_body_bytes)
-        if isinstance(payload, JSONResponse):
-            return payload
+        read = await _deadline_and_body(request, limits)
+        if isinstance(read, Response):
+            return read
+        timeout, payload = read
         return respond(await service.call(sid, op, payload, bearer(request.headers), timeout))
 
     call_errors = (401, 403, 404, 409, 413, 422, 500, 503, 504)
@@ -238,6 +236,17 @@ def _add_session_routes(app: FastAPI, service: EnvService) -> None:
         return respond(await service.delete(sid, bearer(request.headers)))
 
 
+async def _deadline_and_body(request: Request, limits: ServerLimits) -> tuple[float, Any] | Response:
+    """A call's ``(timeout, JSON body)``, or the 4xx response to a bad deadline header or body."""
+    timeout = deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
+    if isinstance(timeout, tuple):
+        return respond(timeout)
+    payload = await read_json_body(request, limits.max_body_bytes)
+    if isinstance(payload, JSONResponse):
+        return payload
+    return timeout, payload
+
+
 async def _batch(service: EnvService, request: Request) -> Response:
     """``POST /sessions/batch``: every call of the body run concurrently, each answered as its own
     HTTP call would be."""
@@ -246,12 +255,10 @@ async def _batch(service: EnvService, request: Request) -> Response:
     denied = service.authorize(token)
     if denied:
         return respond(denied)
-    timeout = deadline(request.headers.get(DEADLINE_HEADER), limits.request_timeout_s)
-    if isinstance(timeout, tuple):
-        return respond(timeout)
-    payload = await read_json_body(request, limits.max_body_bytes)
-    if isinstance(payload, JSONResponse):
-        return payload
+    read = await _deadline_and_body(request, limits)
+    if isinstance(read, Response):
+        return read
+    timeout, payload = read
     parsed = parse(BatchRequest, payload)
     if isinstance(parsed, tuple):
         return respond(parsed)
