@@ -20,8 +20,9 @@ MISSING=(gymnasium farama-notifications fastapi starlette uvicorn websockets pyd
 
 if [ "${1:-}" = "wheels" ]; then
   mkdir -p .whl
+  installed=$(python -m pip freeze)
   for name in "${MISSING[@]}"; do
-    pinned=$(python -m pip freeze | grep -i "^${name//-/[-_]}==") || { echo "not installed here: $name"; exit 1; }
+    pinned=$(grep -i "^${name//-/[-_]}==" <<< "$installed") || { echo "not installed here: $name"; exit 1; }
     python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
       -d .whl "$pinned" || exit 1

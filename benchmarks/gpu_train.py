@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 import torch
+from train_memory import reset_peak, rss_gb  # this folder: the CPU smoke test reads peak RSS the same way
 
 from turngym.agents.random_models import build_random
 from turngym.trainers.batching import TrainBatch
@@ -75,14 +75,13 @@ def _reset_peak(device: str) -> None:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     else:
-        Path("/proc/self/clear_refs").write_text("5")
+        reset_peak()
 
 
 def _peak_gb(device: str) -> float:
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**30
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 2**20  # type: ignore[union-attr]
+    return rss_gb("VmHWM")
 
 
 def run_job(arch: str, args: argparse.Namespace, peak: float) -> dict:

@@ -105,12 +105,14 @@ def cells(quick: bool) -> list[dict]:
     return grid
 
 
-def _rss_gb(field: str) -> float:
+def rss_gb(field: str) -> float:
+    """``field`` (``VmRSS``, or ``VmHWM``: the peak since :func:`reset_peak`) of this process, in GB."""
     text = Path("/proc/self/status").read_text()
     return int(re.search(rf"{field}:\s+(\d+)", text).group(1)) / 2**20  # type: ignore[union-attr]
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
+    """Restart this process's ``VmHWM`` from its current resident size."""
     Path("/proc/self/clear_refs").write_text("5")
 
 
@@ -149,22 +151,22 @@ def run_cell(cell: dict, layers: int | None, token_budget: int, cap_gb: float) -
         mini_batch_rows=b, micro_batch_rows=b, max_tokens_per_micro_batch=None if old else token_budget,
         logprob_chunk_tokens=0 if old else 1024, vocab_chunk=16384,
     )  # fmt: skip
-    out = {"weights_gb": _rss_gb("VmRSS"), "oom": False}
+    out = {"weights_gb": rss_gb("VmRSS"), "oom": False}
     try:
-        _reset_peak()
+        reset_peak()
         t0 = time.perf_counter()
         old_logp = batch_logprobs(model, batch, settings)
         out["old_s"] = time.perf_counter() - t0
-        out["old_peak_gb"] = _rss_gb("VmHWM")
+        out["old_peak_gb"] = rss_gb("VmHWM")
         if cell.get("only_old"):
             return out
         batch = TrainBatch(ids, batch.attention_mask, loss_mask, adv, old_logp)
         optimizer, _ = build_optimizer(model, lr=1e-5, weight_decay=0.0, fp32_master=cell["master"])
-        _reset_peak()
+        reset_peak()
         t0 = time.perf_counter()
         stats = ppo_update(model, optimizer, None, batch, settings, generator=torch.Generator())
         out["step_s"] = time.perf_counter() - t0
-        out["step_peak_gb"] = _rss_gb("VmHWM")
+        out["step_peak_gb"] = rss_gb("VmHWM")
         out["loss"] = stats["loss/total"]
     except (RuntimeError, MemoryError) as exc:  # the address-space cap: the cell did not fit
         out["oom"] = True
